@@ -1,0 +1,123 @@
+"""dockyard-runc against runc and crun on one busybox bundle, side by side in one run.
+
+Rows: `run` of /bin/true (foreground, container deleted at exit), and create + start +
+wait + delete as four separate commands. Runtimes are interleaved round by round so that
+machine noise hits them alike; the table shows medians and the ratio to runc.
+
+usage: .venv/bin/python bench/runtime_bench.py [--rounds 30] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parent
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def runtimes() -> dict[str, str]:
+    found = {"dockyard-runc": str(PROJECT / ".venv" / "bin" / "dockyard-runc")}
+    for name in ("runc", "crun"):
+        path = shutil.which(name)
+        if path is None:
+            sys.exit(f"{name} is not installed: apt-get install {name}")
+        found[name] = path
+    return found
+
+
+def make_bundle(directory: Path) -> Path:
+    subprocess.run([str(PROJECT / "scripts" / "make-busybox-bundle.sh"), str(directory),
+                    "/bin/true"], check=True)
+    config = json.loads((directory / "config.json").read_text())
+    # cgroupsPath is per container; leave it empty so each runtime picks its default.
+    config["linux"].pop("cgroupsPath", None)
+    (directory / "config.json").write_text(json.dumps(config))
+    return directory
+
+
+def timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def run_true(binary: str, root: Path, bundle: Path, name: str) -> float:
+    return timed([binary, "--root", str(root), "run", "--bundle", str(bundle), name])
+
+
+def lifecycle(binary: str, root: Path, bundle: Path, name: str) -> float:
+    pid_file = root / f"{name}.pid"
+    base = [binary, "--root", str(root)]
+    start = time.perf_counter()
+    subprocess.run([*base, "create", "--bundle", str(bundle), "--pid-file", str(pid_file),
+                    name], check=True, stdin=subprocess.DEVNULL)
+    subprocess.run([*base, "start", name], check=True)
+    pid = int(pid_file.read_text())
+    # We are a subreaper: the container's init is our child once its parent exits.
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        while os.path.exists(f"/proc/{pid}"):
+            time.sleep(0.0005)
+    subprocess.run([*base, "delete", name], check=True)
+    elapsed = time.perf_counter() - start
+    pid_file.unlink()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    found = runtimes()
+    rows = {"run /bin/true": run_true, "create+start+wait+delete": lifecycle}
+    results: dict[str, dict[str, list[float]]] = {row: {n: [] for n in found} for row in rows}
+    with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
+        bundle = make_bundle(Path(tmp) / "bundle")
+        for name in found:
+            (Path(tmp) / name).mkdir()
+        for round_number in range(args.rounds + 2):
+            for row, fn in rows.items():
+                for name, binary in found.items():
+                    seconds = fn(binary, Path(tmp) / name, bundle, f"bench-{round_number}")
+                    if round_number >= 2:  # two warm-up rounds
+                        results[row][name].append(seconds)
+    print_table(results, args.rounds, args.markdown)
+
+
+def print_table(results: dict[str, dict[str, list[float]]], rounds: int, markdown: bool) -> None:
+    names = list(next(iter(results.values())))
+    header = [f"operation (median of {rounds}, ms)", *names, "dockyard-runc / runc"]
+    lines = [header]
+    for row, per_runtime in results.items():
+        medians = {n: statistics.median(v) * 1000 for n, v in per_runtime.items()}
+        lines.append([row, *(f"{medians[n]:.1f}" for n in names),
+                      f"{medians['dockyard-runc'] / medians['runc']:.2f}"])
+    if markdown:
+        print("| " + " | ".join(lines[0]) + " |")
+        print("|" + "---|" * len(lines[0]))
+        for line in lines[1:]:
+            print("| " + " | ".join(line) + " |")
+    else:
+        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+        for line in lines:
+            print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)))
+
+
+if __name__ == "__main__":
+    main()

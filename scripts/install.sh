@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything Dockyard and its tests need on Debian 12 (as root): apt packages,
+# a virtual environment built from the system interpreter, and the package itself.
+# Idempotent: a second run only checks.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+packages=(busybox-static python3-venv libseccomp2 iproute2 procps
+          runc crun podman conmon docker.io)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's docker.io starts dockerd on its default socket; the tests start their own.
+if command -v systemctl >/dev/null && systemctl is-active -q docker 2>/dev/null; then
+  systemctl stop docker docker.socket containerd >/dev/null 2>&1 || true
+fi
+
+# The system interpreter, not a pyenv shim: entry points start ~200 ms faster.
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# Byte-compile now: environments with PYTHONDONTWRITEBYTECODE would otherwise compile the
+# runtime's modules on every start.
+.venv/bin/python -m compileall -q src >/dev/null

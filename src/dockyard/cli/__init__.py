@@ -1,0 +1,1 @@
+"""The `dockyard` command line (a docker-compatible client of the daemon)."""

@@ -1,0 +1,62 @@
+"""Control groups for one container: the interface the runtime uses, for cgroup v1 and v2.
+
+`open_cgroup` picks the implementation from what is mounted at /sys/fs/cgroup. Both take
+the OCI `linux.resources` object as a dict (already type-checked by config.py) and raise
+`CgroupError` naming the field when the kernel refuses a value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+class CgroupError(RuntimeError):
+    """A cgroup operation failed; the message names the file or the resource field."""
+
+
+class CgroupManager(Protocol):
+    version: int  # 1 or 2
+
+    def create(self) -> None:
+        """Creates the container's cgroup directories (idempotent)."""
+
+    def add_process(self, pid: int) -> None:
+        """Moves pid (and, on v1, into every hierarchy) into the container's cgroup."""
+
+    def apply_resources(self, resources: dict[str, Any]) -> None:
+        """Writes OCI linux.resources (memory, cpu, pids, blockIO, devices, ...)."""
+
+    def pids(self) -> list[int]:
+        """Every process in the cgroup and its descendants."""
+
+    def freeze(self) -> None: ...
+
+    def thaw(self) -> None: ...
+
+    def is_frozen(self) -> bool: ...
+
+    def destroy(self) -> None:
+        """Kills what is left (SIGKILL), waits for it to go, and removes the directories."""
+
+    def paths(self) -> dict[str, str]:
+        """Hierarchy name -> absolute directory ("" is the key of the v2 unified tree)."""
+
+    def stats(self) -> dict[str, Any]:
+        """Usage for `docker stats`: memory usage/limit, cpu usage (ns), pids current."""
+
+
+def open_cgroup(cgroups_path: str, container_id: str, root: str = CGROUP_ROOT) -> CgroupManager:
+    """The manager for cgroupsPath (relative paths sit under this process's own cgroup;
+    an empty path means /<id>, as in runc), on v2 if `root` is a cgroup2 mount, else v1."""
+    from ._common import is_cgroup2_mount, resolve_relative_path
+
+    relative = resolve_relative_path(cgroups_path, container_id, root)
+    if is_cgroup2_mount(root):
+        from .v2 import CgroupV2
+
+        return CgroupV2(root, relative)
+    from .v1 import CgroupV1
+
+    return CgroupV1(root, relative)

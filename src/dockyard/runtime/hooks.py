@@ -1,0 +1,29 @@
+"""OCI hooks: each runs with the container's state as JSON on its stdin."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from .config import Hook
+from .errors import RuntimeFailure
+
+
+def run_hooks(kind: str, hooks: list[Hook], state: dict[str, Any]) -> None:
+    payload = json.dumps(state).encode()
+    for index, hook in enumerate(hooks):
+        env = dict(item.split("=", 1) for item in hook.env if "=" in item)
+        try:
+            result = subprocess.run(
+                hook.args or [hook.path], executable=hook.path, input=payload,
+                env=env, capture_output=True, timeout=hook.timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise RuntimeFailure(f"{kind} hook #{index} ({hook.path}): timed out after "
+                                 f"{hook.timeout}s") from None
+        except OSError as e:
+            raise RuntimeFailure(f"{kind} hook #{index} ({hook.path}): {e.strerror}") from None
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).decode(errors="replace").strip()
+            raise RuntimeFailure(f"{kind} hook #{index} ({hook.path}): exit status "
+                                 f"{result.returncode}{': ' + detail if detail else ''}")

@@ -1,0 +1,132 @@
+"""The last steps of a container process before execve: limits, identity, capabilities,
+no_new_privs and seccomp, in the order that keeps each step permitted (runc's order)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import stat
+
+from . import capabilities as caps
+from .config import Process, Rlimit, Seccomp
+from .errors import RuntimeFailure
+from .syscalls import PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, Syscall
+
+_RLIMITS = {name: getattr(resource, name) for name in dir(resource)
+            if name.startswith("RLIMIT_")}
+
+
+def apply_rlimits(rlimits: list[Rlimit]) -> None:
+    for index, limit in enumerate(rlimits):
+        number = _RLIMITS.get(limit.type)
+        if number is None:
+            raise RuntimeFailure(f"process.rlimits[{index}]: {limit.type} is not supported "
+                                 "on this system")
+        try:
+            resource.setrlimit(number, (_rlim(limit.soft), _rlim(limit.hard)))
+        except (OSError, ValueError) as e:
+            raise RuntimeFailure(f"process.rlimits[{index}]: setting {limit.type} to "
+                                 f"{limit.soft}/{limit.hard}: {e}") from None
+
+
+def _rlim(value: int) -> int:
+    # The spec's "unlimited" is the all-ones 64-bit value.
+    return resource.RLIM_INFINITY if value >= 2**64 - 1 else value
+
+
+def env_path(env: list[str]) -> str | None:
+    for item in env:
+        if item.startswith("PATH="):
+            return item[5:]
+    return None
+
+
+def find_executable(name: str, env: list[str]) -> str:
+    """The file execve will run, or the error runc reports for it."""
+    if "/" in name:
+        try:
+            st = os.stat(name)
+        except OSError as e:
+            raise RuntimeFailure(f'exec: "{name}": stat {name}: {e.strerror.lower()}') from None
+        if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+            raise RuntimeFailure(f'exec: "{name}": permission denied')
+        return name
+    for directory in (env_path(env) or "").split(":"):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return candidate
+    raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH')
+
+
+def preload_seccomp(seccomp: Seccomp | None) -> None:
+    """Imports the seccomp loader now: after pivot_root our own modules are out of sight."""
+    if seccomp is not None:
+        from .seccomp import preload
+
+        preload()
+
+
+def become_process_user(process: Process, seccomp: Seccomp | None, sys: Syscall) -> None:
+    """Drops to the process's identity and privileges; then only execve remains.
+    Call preload_seccomp first, before the root changes."""
+    capabilities = process.capabilities
+    if capabilities is not None:
+        caps.drop_bounding(sys, caps.mask(capabilities.bounding))
+    if seccomp is not None and not process.no_new_privileges:
+        # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it while we have it.
+        _load_seccomp(seccomp)
+    user = process.user
+    # Without a capabilities object the process keeps what setuid leaves it, as in runc.
+    keep = capabilities is not None
+    if keep:
+        sys.prctl(PR_SET_KEEPCAPS, 1)
+    try:
+        os.setgroups(user.additional_gids)
+    except PermissionError:
+        # A user namespace with setgroups denied (rootless): keep the groups we have.
+        if user.additional_gids:
+            raise
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+    if keep:
+        sys.prctl(PR_SET_KEEPCAPS, 0)
+        caps.apply_sets(sys, capabilities)
+    if process.no_new_privileges:
+        sys.prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if user.umask is not None:
+        os.umask(user.umask)
+    try:
+        os.chdir(process.cwd)
+    except OSError as e:
+        raise RuntimeFailure(f"chdir to cwd ({process.cwd!r}) set in config.json failed: "
+                             f"{e.strerror.lower()}") from None
+    if seccomp is not None and process.no_new_privileges:
+        # As late as possible, so that the filter only has to allow execve after it.
+        _load_seccomp(seccomp)
+
+
+def _load_seccomp(seccomp: Seccomp) -> None:
+    from .seccomp import load_filter
+
+    load_filter(seccomp)
+
+
+def close_fds_on_exec(keep_up_to: int) -> None:
+    """Marks every descriptor above keep_up_to close-on-exec (runc passes only stdio and
+    --preserve-fds to the container)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > keep_up_to:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+
+
+def exec_process(path: str, args: list[str], env: list[str]) -> None:
+    environ = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    os.execve(path, args, environ)

@@ -1,0 +1,214 @@
+"""Every kernel call the runtime makes that the standard library lacks.
+
+The rest of the runtime talks to the kernel through a `Syscall` object, so that code that
+decides *what* to mount or which namespaces to enter can be unit-tested with a recording
+implementation, without root.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+from typing import Protocol
+
+# mount(2) flags
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 0x20000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_SHARED = 0x100000
+MS_RELATIME = 0x200000
+MS_STRICTATIME = 0x1000000
+MS_LAZYTIME = 0x2000000
+MS_PROPAGATION = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED
+
+MNT_DETACH = 0x2
+
+# clone(2)/unshare(2)/setns(2) flags
+CLONE_NEWTIME = 0x80
+CLONE_NEWNS = 0x20000
+CLONE_NEWCGROUP = 0x2000000
+CLONE_NEWUTS = 0x4000000
+CLONE_NEWIPC = 0x8000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# prctl(2) options
+PR_SET_PDEATHSIG = 1
+PR_SET_KEEPCAPS = 8
+PR_SET_NAME = 15
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+_SYSCALL_NUMBERS = {
+    "x86_64": {"pivot_root": 155, "keyctl": 250},
+    "aarch64": {"pivot_root": 41, "keyctl": 219},
+}
+_KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+class Syscall(Protocol):
+    """The kernel calls the runtime needs beyond `os`; one real and one test implementation."""
+
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int,
+              data: str | None = None) -> None: ...
+    def umount2(self, target: str, flags: int = 0) -> None: ...
+    def pivot_root(self, new_root: str, put_old: str) -> None: ...
+    def unshare(self, flags: int) -> None: ...
+    def setns(self, fd: int, nstype: int = 0) -> None: ...
+    def sethostname(self, name: str) -> None: ...
+    def setdomainname(self, name: str) -> None: ...
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
+              arg5: int = 0) -> int: ...
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None: ...
+    def capget(self, pid: int = 0) -> tuple[int, int, int]: ...
+    def join_session_keyring(self, name: str | None) -> None: ...
+
+
+class SyscallError(OSError):
+    """An OSError that also names the call and its main argument."""
+
+
+class LinuxSyscall:
+    """The real implementation, through libc with ctypes."""
+
+    def __init__(self) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._numbers = _SYSCALL_NUMBERS.get(platform.machine(), {})
+
+    def _check(self, result: int, what: str, arg: str = "") -> int:
+        if result < 0:
+            errno = ctypes.get_errno()
+            raise SyscallError(errno, f"{what}: {os.strerror(errno)}", arg or None)
+        return result
+
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int,
+              data: str | None = None) -> None:
+        enc = _encode
+        self._check(
+            self._libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags),
+                             enc(data)),
+            f"mount {source or fstype or ''} to {target}", target)
+
+    def umount2(self, target: str, flags: int = 0) -> None:
+        self._check(self._libc.umount2(_encode(target), flags), "umount", target)
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        number = self._numbers.get("pivot_root")
+        if number is None:
+            raise SyscallError(38, "pivot_root: unsupported architecture")
+        self._check(self._libc.syscall(number, _encode(new_root), _encode(put_old)),
+                    "pivot_root", new_root)
+
+    def unshare(self, flags: int) -> None:
+        self._check(self._libc.unshare(flags), "unshare")
+
+    def setns(self, fd: int, nstype: int = 0) -> None:
+        self._check(self._libc.setns(fd, nstype), "setns")
+
+    def sethostname(self, name: str) -> None:
+        raw = name.encode()
+        self._check(self._libc.sethostname(raw, len(raw)), "sethostname", name)
+
+    def setdomainname(self, name: str) -> None:
+        raw = name.encode()
+        self._check(self._libc.setdomainname(raw, len(raw)), "setdomainname", name)
+
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
+              arg5: int = 0) -> int:
+        ul = ctypes.c_ulong
+        return self._check(self._libc.prctl(option, ul(arg2), ul(arg3), ul(arg4), ul(arg5)),
+                           f"prctl({option})")
+
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+        data = (_CapData * 2)()
+        for i in range(2):
+            shift = 32 * i
+            data[i].effective = (effective >> shift) & 0xFFFFFFFF
+            data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+            data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+        self._check(self._libc.capset(ctypes.byref(header), data), "capset")
+
+    def capget(self, pid: int = 0) -> tuple[int, int, int]:
+        header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
+        data = (_CapData * 2)()
+        self._check(self._libc.capget(ctypes.byref(header), data), "capget")
+        return (
+            data[0].effective | data[1].effective << 32,
+            data[0].permitted | data[1].permitted << 32,
+            data[0].inheritable | data[1].inheritable << 32,
+        )
+
+    def join_session_keyring(self, name: str | None) -> None:
+        number = self._numbers.get("keyctl")
+        if number is None:
+            return
+        result = self._libc.syscall(number, _KEYCTL_JOIN_SESSION_KEYRING, _encode(name))
+        # Kernels without keyrings (ENOSYS) or a denying seccomp policy leave the
+        # container with the caller's keyring, as runc does.
+        if result < 0 and ctypes.get_errno() not in (38, 1, 13):
+            self._check(result, "keyctl join session keyring")
+
+
+def _encode(value: str | None) -> bytes | None:
+    return None if value is None else value.encode()
+
+
+NAMESPACE_FLAGS: dict[str, int] = {
+    "pid": CLONE_NEWPID,
+    "network": CLONE_NEWNET,
+    "mount": CLONE_NEWNS,
+    "ipc": CLONE_NEWIPC,
+    "uts": CLONE_NEWUTS,
+    "user": CLONE_NEWUSER,
+    "cgroup": CLONE_NEWCGROUP,
+    "time": CLONE_NEWTIME,
+}
+
+# The names of the namespaces under /proc/<pid>/ns.
+NAMESPACE_PROC_NAMES: dict[str, str] = {
+    "pid": "pid",
+    "network": "net",
+    "mount": "mnt",
+    "ipc": "ipc",
+    "uts": "uts",
+    "user": "user",
+    "cgroup": "cgroup",
+    "time": "time",
+}
