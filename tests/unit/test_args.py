@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from dockyard.runtime.args import build_parser, normalize_argv
+from types import SimpleNamespace
+
+import pytest
+
+from dockyard.runtime.args import parse_args
 from dockyard.runtime.delete import parse_signal
+from dockyard.runtime.errors import RuntimeFailure
 
 
-def parse(argv: list[str]):  # noqa: ANN201 - argparse.Namespace
-    return build_parser().parse_args(normalize_argv(argv))
+def parse(argv: list[str]) -> SimpleNamespace:
+    return parse_args(argv)
 
 
 def test_containerd_style_create() -> None:
@@ -42,3 +47,18 @@ def test_signal_names_and_numbers() -> None:
     assert parse_signal("SIGTERM") == 15
     assert parse_signal("sigusr1") == 10
     assert parse_signal("SIGRTMIN+1") == 35
+
+
+def test_ps_arguments_and_bool_values() -> None:
+    o = parse(["ps", "c1", "-ef"])
+    assert o.id == "c1" and o.ps_args == ["-ef"]
+    assert parse(["run", "--detach=false", "c1"]).detach is False
+
+
+def test_unknown_flag_and_missing_value() -> None:
+    with pytest.raises(RuntimeFailure, match="flag provided but not defined: -bogus"):
+        parse(["create", "--bogus", "c1"])
+    with pytest.raises(RuntimeFailure, match="flag needs an argument"):
+        parse(["create", "--bundle"])
+    with pytest.raises(RuntimeFailure, match="invalid value"):
+        parse(["create", "--preserve-fds", "x", "c1"])

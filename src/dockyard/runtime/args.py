@@ -1,133 +1,138 @@
-"""runc's command line: global options, commands and their flags, as argparse parsers.
+"""runc's command line: global options, commands and their flags.
 
-urfave/cli (runc's parser) accepts long flags with one dash (`-bundle`) as well as two;
-`normalize_argv` rewrites the former before argparse sees them.
+A small table-driven parser rather than argparse: it is on the start-up path of every
+command, and it must read flags the way urfave/cli (runc's parser) does: long flags with
+one dash or two (`-bundle`, `--bundle`), `--flag=value`, flags before positionals, and for
+`exec` everything after the container id belonging to the process.
 """
 
 from __future__ import annotations
 
-import argparse
+from types import SimpleNamespace
 
+from .errors import RuntimeFailure
 from .state import DEFAULT_ROOT
 
+BOOL, VALUE, LIST, INT, INT_LIST = "bool", "value", "list", "int", "int_list"
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dockyard-runc", description="Dockyard's OCI runtime, with runc's command line.")
-    parser.add_argument("-v", "--version", action="store_true", help="print the version")
-    parser.add_argument("--root", default=DEFAULT_ROOT, help="root directory for state")
-    parser.add_argument("--log", default="", help="log file (default stderr)")
-    parser.add_argument("--log-format", default="text", choices=["text", "json"])
-    parser.add_argument("--debug", action="store_true")
-    parser.add_argument("--systemd-cgroup", action="store_true",
-                        help="not supported: refused with an error")
-    parser.add_argument("--rootless", default="auto")
-    parser.add_argument("--criu", default="criu", help=argparse.SUPPRESS)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+# name -> (kind, short alias, default)
+_GLOBAL = {
+    "version": (BOOL, "v", False), "help": (BOOL, "h", False), "root": (VALUE, "", DEFAULT_ROOT),
+    "log": (VALUE, "", ""), "log-format": (VALUE, "", "text"), "debug": (BOOL, "", False),
+    "systemd-cgroup": (BOOL, "", False), "rootless": (VALUE, "", "auto"),
+    "criu": (VALUE, "", "criu"),
+}
+_CREATE = {
+    "bundle": (VALUE, "b", "."), "console-socket": (VALUE, "", None),
+    "pid-file": (VALUE, "", None), "no-pivot": (BOOL, "", False),
+    "no-new-keyring": (BOOL, "", False), "preserve-fds": (INT, "", 0),
+    "no-subreaper": (BOOL, "", False),
+}
+_COMMANDS: dict[str, tuple[dict[str, tuple[str, str, object]], list[str]]] = {
+    # command -> (flags, positional names; a trailing "*" collects the rest)
+    "spec": ({"bundle": (VALUE, "b", ""), "rootless": (BOOL, "", False)}, []),
+    "create": (_CREATE, ["id"]),
+    "run": ({**_CREATE, "detach": (BOOL, "d", False), "keep": (BOOL, "", False)}, ["id"]),
+    "start": ({}, ["id"]),
+    "pause": ({}, ["id"]),
+    "resume": ({}, ["id"]),
+    "state": ({}, ["id"]),
+    "kill": ({"all": (BOOL, "a", False)}, ["id", "signal"]),
+    "delete": ({"force": (BOOL, "f", False)}, ["id"]),
+    "list": ({"format": (VALUE, "f", "table"), "quiet": (BOOL, "q", False)}, []),
+    "ps": ({"format": (VALUE, "f", "table")}, ["id", "ps_args*"]),
+    "features": ({}, []),
+    "exec": ({
+        "console-socket": (VALUE, "", None), "cwd": (VALUE, "", None),
+        "env": (LIST, "e", None), "tty": (BOOL, "t", False), "user": (VALUE, "u", None),
+        "additional-gids": (INT_LIST, "g", None), "process": (VALUE, "p", None),
+        "detach": (BOOL, "d", False), "pid-file": (VALUE, "", None),
+        "process-label": (VALUE, "", None), "apparmor": (VALUE, "", None),
+        "no-new-privs": (BOOL, "", False), "cap": (LIST, "c", None),
+        "preserve-fds": (INT, "", 0), "cgroup": (LIST, "", None),
+        "ignore-paused": (BOOL, "", False), "no-subreaper": (BOOL, "", False),
+    }, ["id", "args*"]),
+}
+_DEFAULT_POSITIONALS = {"id": "", "signal": "SIGTERM"}
 
-    spec = commands.add_parser("spec", help="create a new specification file")
-    spec.add_argument("-b", "--bundle", default="")
-    spec.add_argument("--rootless", action="store_true")
+USAGE = """usage: dockyard-runc [global options] COMMAND [options] [arguments]
 
-    for name in ("create", "run"):
-        cmd = commands.add_parser(name, help=f"{name} a container")
-        cmd.add_argument("-b", "--bundle", default=".")
-        cmd.add_argument("--console-socket")
-        cmd.add_argument("--pid-file")
-        cmd.add_argument("--no-pivot", action="store_true")
-        cmd.add_argument("--no-new-keyring", action="store_true")
-        cmd.add_argument("--preserve-fds", type=int, default=0)
-        cmd.add_argument("--no-subreaper", action="store_true")
-        if name == "run":
-            cmd.add_argument("-d", "--detach", action="store_true")
-            cmd.add_argument("--keep", action="store_true")
-        cmd.add_argument("id", nargs="?", default="")
+Dockyard's OCI runtime, with runc's command line.
 
-    for name in ("start", "pause", "resume", "state"):
-        cmd = commands.add_parser(name, help=f"{name} a container")
-        cmd.add_argument("id", nargs="?", default="")
-
-    kill = commands.add_parser("kill", help="send a signal to a container's init")
-    kill.add_argument("-a", "--all", action="store_true")
-    kill.add_argument("id", nargs="?", default="")
-    kill.add_argument("signal", nargs="?", default="SIGTERM")
-
-    delete = commands.add_parser("delete", help="delete a container")
-    delete.add_argument("-f", "--force", action="store_true")
-    delete.add_argument("id", nargs="?", default="")
-
-    listing = commands.add_parser("list", help="list containers")
-    listing.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    listing.add_argument("-q", "--quiet", action="store_true")
-
-    ps = commands.add_parser("ps", help="processes running in a container")
-    ps.add_argument("-f", "--format", default="table", choices=["table", "json"])
-    ps.add_argument("id", nargs="?", default="")
-    ps.add_argument("ps_args", nargs=argparse.REMAINDER)
-
-    ex = commands.add_parser("exec", help="run a process in a container")
-    ex.add_argument("--console-socket")
-    ex.add_argument("--cwd")
-    ex.add_argument("-e", "--env", action="append", default=[])
-    ex.add_argument("-t", "--tty", action="store_true")
-    ex.add_argument("-u", "--user")
-    ex.add_argument("-g", "--additional-gids", action="append", type=int, default=[])
-    ex.add_argument("-p", "--process")
-    ex.add_argument("-d", "--detach", action="store_true")
-    ex.add_argument("--pid-file")
-    ex.add_argument("--process-label")
-    ex.add_argument("--apparmor")
-    ex.add_argument("--no-new-privs", action="store_true")
-    ex.add_argument("-c", "--cap", action="append", default=[])
-    ex.add_argument("--preserve-fds", type=int, default=0)
-    ex.add_argument("--cgroup", action="append", default=[])
-    ex.add_argument("--ignore-paused", action="store_true")
-    ex.add_argument("--no-subreaper", action="store_true")
-    ex.add_argument("id", nargs="?", default="")
-    ex.add_argument("args", nargs=argparse.REMAINDER)
-
-    commands.add_parser("features", help="show the runtime's features")
-    return parser
+commands: create, start, run, state, kill, delete, exec, ps, pause, resume, list, spec,
+          features
+global options: --root DIR, --log FILE, --log-format text|json, --debug, --version
+"""
 
 
-_VALUE_FLAGS = {"root", "log", "log-format", "rootless", "criu", "bundle", "console-socket",
-                "pid-file", "preserve-fds", "cwd", "env", "user", "additional-gids",
-                "process", "process-label", "apparmor", "cap", "cgroup", "format"}
-_BOOL_FLAGS = {"debug", "systemd-cgroup", "no-pivot", "no-new-keyring", "no-subreaper",
-               "detach", "keep", "all", "force", "quiet", "tty", "no-new-privs",
-               "ignore-paused", "version", "help"}
-
-
-_SHORT_VALUE_FLAGS = {"spec": "b", "create": "b", "run": "b", "exec": "eupgc", "list": "f",
-                      "ps": "f"}
-
-
-def normalize_argv(argv: list[str]) -> list[str]:
-    """`-bundle x` -> `--bundle x`, up to the first argument after the command that is not
-    an option (for exec, what follows the id is the process's own command line)."""
-    result: list[str] = []
-    command = ""
-    expecting_value = False
-    for index, arg in enumerate(argv):
-        if expecting_value:
-            expecting_value = False
-            result.append(arg)
-            continue
-        if not arg.startswith("-") or arg == "-":
-            result.append(arg)
-            if command:
-                return result + argv[index + 1:]
-            command = arg
-            continue
-        if arg == "--":
-            return result + argv[index:]
-        if not arg.startswith("--") and len(arg) > 2:
-            name = arg[1:].split("=", 1)[0]
-            if name in _VALUE_FLAGS or name in _BOOL_FLAGS:
-                arg = f"-{arg}"
-        if arg.startswith("--"):
-            expecting_value = arg[2:] in _VALUE_FLAGS
+def parse_args(argv: list[str]) -> SimpleNamespace:
+    options = SimpleNamespace(command=None)
+    _set_defaults(options, _GLOBAL)
+    index = _parse_flags(argv, 0, _GLOBAL, options, "")
+    if index >= len(argv):
+        return options
+    command = argv[index]
+    if command not in _COMMANDS:
+        raise RuntimeFailure(f"No help topic for '{command}'")
+    options.command = command
+    flags, positionals = _COMMANDS[command]
+    _set_defaults(options, flags)
+    index = _parse_flags(argv, index + 1, flags, options, command)
+    rest = argv[index:]
+    for name in positionals:
+        if name.endswith("*"):
+            setattr(options, name[:-1], rest)
+            rest = []
         else:
-            expecting_value = len(arg) == 2 and arg[1] in _SHORT_VALUE_FLAGS.get(command, "")
-        result.append(arg)
-    return result
+            setattr(options, name, rest.pop(0) if rest else _DEFAULT_POSITIONALS[name])
+    return options
+
+
+def _set_defaults(options: SimpleNamespace, flags: dict[str, tuple[str, str, object]]) -> None:
+    for name, (kind, _, default) in flags.items():
+        value = [] if kind in (LIST, INT_LIST) else default
+        setattr(options, name.replace("-", "_"), value)
+
+
+def _parse_flags(argv: list[str], index: int, flags: dict[str, tuple[str, str, object]],
+                 options: SimpleNamespace, command: str) -> int:
+    """Reads flags from argv[index:] up to the first positional; returns its index."""
+    shorts = {short: name for name, (_, short, _) in flags.items() if short}
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            return index + 1
+        if not arg.startswith("-") or arg == "-":
+            return index
+        body, has_value, inline = arg.lstrip("-").partition("=")
+        name = body if body in flags else shorts.get(body, "")
+        if not name:
+            where = f"{command} " if command else ""
+            raise RuntimeFailure(f"flag provided but not defined: -{body} ({where}--help)")
+        kind = flags[name][0]
+        attribute = name.replace("-", "_")
+        if kind == BOOL:
+            value: object = inline.lower() not in ("false", "0") if has_value else True
+            setattr(options, attribute, value)
+            index += 1
+            continue
+        if has_value:
+            text = inline
+            index += 1
+        elif index + 1 < len(argv):
+            text = argv[index + 1]
+            index += 2
+        else:
+            raise RuntimeFailure(f"flag needs an argument: -{body}")
+        if kind in (INT, INT_LIST):
+            if not text.lstrip("-").isdigit():
+                raise RuntimeFailure(f'invalid value "{text}" for flag -{body}: '
+                                     "parse error")
+            value = int(text)
+        else:
+            value = text
+        if kind in (LIST, INT_LIST):
+            getattr(options, attribute).append(value)
+        else:
+            setattr(options, attribute, value)
+    return index

@@ -6,13 +6,16 @@ stderr, or with --log a line in that file (text or JSON) and the bare message on
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from argparse import Namespace
 
 from .errors import RuntimeFailure
+from .jsonio import dumps, loads
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import SimpleNamespace as Namespace
 
 
 class _Log:
@@ -24,9 +27,9 @@ class _Log:
     def write(self, level: str, message: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if self.fmt == "json":
-            line = json.dumps({"level": level, "msg": message, "time": stamp})
+            line = dumps({"level": level, "msg": message, "time": stamp})
         else:
-            line = f'time="{stamp}" level={level} msg={json.dumps(message)}'
+            line = f'time="{stamp}" level={level} msg={dumps(message)}'
         if self.path:
             with open(self.path, "a") as f:
                 f.write(line + "\n")
@@ -40,18 +43,24 @@ class _Log:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .args import build_parser, normalize_argv
+    from .args import USAGE, parse_args
 
     raw = sys.argv[1:] if argv is None else argv
-    options = build_parser().parse_args(normalize_argv(raw))
+    try:
+        options = parse_args(raw)
+    except RuntimeFailure as e:
+        _Log("", "text", False).error(str(e))
+        return 1
     log = _Log(options.log, options.log_format, options.debug)
     if options.version:
         _print_version()
         return 0
-    if options.command is None:
-        build_parser().print_help()
+    if options.command is None or options.help:
+        sys.stdout.write(USAGE)
         return 0
     try:
+        if getattr(options, "format", "table") not in ("table", "json"):
+            raise RuntimeFailure(f"invalid format option {options.format!r}")
         if options.systemd_cgroup:
             raise RuntimeFailure("--systemd-cgroup is not supported by dockyard-runc: use "
                                  "the cgroupfs driver (a cgroupsPath like /parent/name)")
@@ -135,11 +144,13 @@ def _dispatch(o: Namespace) -> int:
 
 
 def _create_or_run(store: object, o: Namespace) -> int:
+    from .cgroups import start_migration_warmup
     from .create import CreateOptions, create_container
     from .state import StateStore, validate_id
 
     assert isinstance(store, StateStore)
     validate_id(o.id)
+    start_migration_warmup()
     foreground = o.command == "run" and not o.detach
     opts = CreateOptions(bundle=o.bundle, console_socket=o.console_socket, pid_file=o.pid_file,
                          no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
@@ -149,7 +160,7 @@ def _create_or_run(store: object, o: Namespace) -> int:
         from .foreground import become_subreaper, console_pair
 
         if not o.no_subreaper:
-            become_subreaper()
+            opts.meanwhile = become_subreaper
         if o.console_socket is None and _wants_terminal(o.bundle):
             ours, opts.console_fd = console_pair()
     container = create_container(store, o.id, opts)
@@ -180,7 +191,7 @@ def _create_or_run(store: object, o: Namespace) -> int:
 def _wants_terminal(bundle: str) -> bool:
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
-            return bool((json.load(f).get("process") or {}).get("terminal"))
+            return bool((loads(f.read()).get("process") or {}).get("terminal"))
     except (OSError, ValueError, AttributeError):
         return False  # create reports the problem with the config itself
 
@@ -200,7 +211,7 @@ def _exec(container: object, o: Namespace) -> int:
         from .foreground import become_subreaper, console_pair
 
         if not o.no_subreaper:
-            become_subreaper()
+            opts.meanwhile = become_subreaper
         if o.console_socket is None and (o.tty or _process_file_wants_terminal(o.process)):
             ours, opts.console_fd = console_pair()
     pid = exec_in_container(container, opts)
@@ -218,7 +229,7 @@ def _process_file_wants_terminal(path: str | None) -> bool:
         return False
     try:
         with open(path, "rb") as f:
-            return bool(json.load(f).get("terminal"))
+            return bool(loads(f.read()).get("terminal"))
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -1,15 +1,15 @@
 """The OCI runtime configuration (config.json), parsed into typed objects and validated.
 
+The classes are plain (no dataclasses): this module is on the start-up path of every
+`run`, and generating dataclass methods costs more than the rest of the module.
+
 Only what the runtime acts on is modelled; the raw document is kept for hooks and state.
 Every error names the field (`linux.namespaces[2].type: ...`).
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
-from typing import Any
 
 from ._validate import (
     ConfigError,
@@ -24,7 +24,12 @@ from ._validate import (
     require_abs,
 )
 from .capabilities import CAPABILITIES
-from .syscalls import NAMESPACE_FLAGS
+from .jsonio import JSONError, loads
+from .linux import NAMESPACE_FLAGS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["ConfigError", "Spec", "Process", "load_bundle_config", "parse_spec", "parse_process"]
 
@@ -44,149 +49,237 @@ PROPAGATIONS = ("", "private", "rprivate", "shared", "rshared", "slave", "rslave
                 "unbindable", "runbindable")
 
 
-@dataclass
 class User:
-    uid: int = 0
-    gid: int = 0
-    umask: int | None = None
-    additional_gids: list[int] = field(default_factory=list)
+    def __init__(
+        self,
+        uid: int = 0,
+        gid: int = 0,
+        umask: int | None = None,
+        additional_gids: list[int] | None = None,
+    ) -> None:
+        self.uid = uid
+        self.gid = gid
+        self.umask = umask
+        self.additional_gids = [] if additional_gids is None else additional_gids
 
 
-@dataclass
 class Capabilities:
-    bounding: list[str] = field(default_factory=list)
-    effective: list[str] = field(default_factory=list)
-    inheritable: list[str] = field(default_factory=list)
-    permitted: list[str] = field(default_factory=list)
-    ambient: list[str] = field(default_factory=list)
+    def __init__(
+        self,
+        bounding: list[str] | None = None,
+        effective: list[str] | None = None,
+        inheritable: list[str] | None = None,
+        permitted: list[str] | None = None,
+        ambient: list[str] | None = None,
+    ) -> None:
+        self.bounding = [] if bounding is None else bounding
+        self.effective = [] if effective is None else effective
+        self.inheritable = [] if inheritable is None else inheritable
+        self.permitted = [] if permitted is None else permitted
+        self.ambient = [] if ambient is None else ambient
 
 
-@dataclass
 class Rlimit:
-    type: str
-    soft: int
-    hard: int
+    def __init__(self, type: str, soft: int, hard: int) -> None:
+        self.type = type
+        self.soft = soft
+        self.hard = hard
 
 
-@dataclass
 class ConsoleSize:
-    height: int
-    width: int
+    def __init__(self, height: int, width: int) -> None:
+        self.height = height
+        self.width = width
 
 
-@dataclass
 class Process:
-    args: list[str]
-    cwd: str = "/"
-    env: list[str] = field(default_factory=list)
-    terminal: bool = False
-    console_size: ConsoleSize | None = None
-    user: User = field(default_factory=User)
-    capabilities: Capabilities | None = None
-    rlimits: list[Rlimit] = field(default_factory=list)
-    no_new_privileges: bool = False
-    oom_score_adj: int | None = None
-    apparmor_profile: str = ""
-    selinux_label: str = ""
+    def __init__(
+        self,
+        args: list[str],
+        cwd: str = "/",
+        env: list[str] | None = None,
+        terminal: bool = False,
+        console_size: ConsoleSize | None = None,
+        user: User | None = None,
+        capabilities: Capabilities | None = None,
+        rlimits: list[Rlimit] | None = None,
+        no_new_privileges: bool = False,
+        oom_score_adj: int | None = None,
+        apparmor_profile: str = "",
+        selinux_label: str = "",
+    ) -> None:
+        self.args = args
+        self.cwd = cwd
+        self.env = [] if env is None else env
+        self.terminal = terminal
+        self.console_size = console_size
+        self.user = User() if user is None else user
+        self.capabilities = capabilities
+        self.rlimits = [] if rlimits is None else rlimits
+        self.no_new_privileges = no_new_privileges
+        self.oom_score_adj = oom_score_adj
+        self.apparmor_profile = apparmor_profile
+        self.selinux_label = selinux_label
 
 
-@dataclass
 class Mount:
-    destination: str
-    type: str = ""
-    source: str = ""
-    options: list[str] = field(default_factory=list)
+    def __init__(
+        self,
+        destination: str,
+        type: str = "",
+        source: str = "",
+        options: list[str] | None = None,
+    ) -> None:
+        self.destination = destination
+        self.type = type
+        self.source = source
+        self.options = [] if options is None else options
 
 
-@dataclass
 class Hook:
-    path: str
-    args: list[str] = field(default_factory=list)
-    env: list[str] = field(default_factory=list)
-    timeout: int | None = None
+    def __init__(
+        self,
+        path: str,
+        args: list[str] | None = None,
+        env: list[str] | None = None,
+        timeout: int | None = None,
+    ) -> None:
+        self.path = path
+        self.args = [] if args is None else args
+        self.env = [] if env is None else env
+        self.timeout = timeout
 
 
-@dataclass
 class Namespace:
-    type: str
-    path: str = ""
+    def __init__(self, type: str, path: str = "") -> None:
+        self.type = type
+        self.path = path
 
 
-@dataclass
 class IdMapping:
-    container_id: int
-    host_id: int
-    size: int
+    def __init__(self, container_id: int, host_id: int, size: int) -> None:
+        self.container_id = container_id
+        self.host_id = host_id
+        self.size = size
 
 
-@dataclass
 class Device:
-    path: str
-    type: str
-    major: int = 0
-    minor: int = 0
-    file_mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
+    def __init__(
+        self,
+        path: str,
+        type: str,
+        major: int = 0,
+        minor: int = 0,
+        file_mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+    ) -> None:
+        self.path = path
+        self.type = type
+        self.major = major
+        self.minor = minor
+        self.file_mode = file_mode
+        self.uid = uid
+        self.gid = gid
 
 
-@dataclass
 class SeccompArg:
-    index: int
-    value: int
-    value_two: int
-    op: str
+    def __init__(self, index: int, value: int, value_two: int, op: str) -> None:
+        self.index = index
+        self.value = value
+        self.value_two = value_two
+        self.op = op
 
 
-@dataclass
 class SeccompRule:
-    names: list[str]
-    action: str
-    errno_ret: int | None = None
-    args: list[SeccompArg] = field(default_factory=list)
+    def __init__(
+        self,
+        names: list[str],
+        action: str,
+        errno_ret: int | None = None,
+        args: list[SeccompArg] | None = None,
+    ) -> None:
+        self.names = names
+        self.action = action
+        self.errno_ret = errno_ret
+        self.args = [] if args is None else args
 
 
-@dataclass
 class Seccomp:
-    default_action: str
-    default_errno_ret: int | None = None
-    architectures: list[str] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
-    syscalls: list[SeccompRule] = field(default_factory=list)
+    def __init__(
+        self,
+        default_action: str,
+        default_errno_ret: int | None = None,
+        architectures: list[str] | None = None,
+        flags: list[str] | None = None,
+        syscalls: list[SeccompRule] | None = None,
+    ) -> None:
+        self.default_action = default_action
+        self.default_errno_ret = default_errno_ret
+        self.architectures = [] if architectures is None else architectures
+        self.flags = [] if flags is None else flags
+        self.syscalls = [] if syscalls is None else syscalls
 
 
-@dataclass
 class Linux:
-    namespaces: list[Namespace] = field(default_factory=list)
-    uid_mappings: list[IdMapping] = field(default_factory=list)
-    gid_mappings: list[IdMapping] = field(default_factory=list)
-    devices: list[Device] = field(default_factory=list)
-    cgroups_path: str = ""
-    resources: dict[str, Any] = field(default_factory=dict)
-    sysctl: dict[str, str] = field(default_factory=dict)
-    seccomp: Seccomp | None = None
-    rootfs_propagation: str = ""
-    masked_paths: list[str] = field(default_factory=list)
-    readonly_paths: list[str] = field(default_factory=list)
-    mount_label: str = ""
+    def __init__(
+        self,
+        namespaces: list[Namespace] | None = None,
+        uid_mappings: list[IdMapping] | None = None,
+        gid_mappings: list[IdMapping] | None = None,
+        devices: list[Device] | None = None,
+        cgroups_path: str = "",
+        resources: dict[str, Any] | None = None,
+        sysctl: dict[str, str] | None = None,
+        seccomp: Seccomp | None = None,
+        rootfs_propagation: str = "",
+        masked_paths: list[str] | None = None,
+        readonly_paths: list[str] | None = None,
+        mount_label: str = "",
+    ) -> None:
+        self.namespaces = [] if namespaces is None else namespaces
+        self.uid_mappings = [] if uid_mappings is None else uid_mappings
+        self.gid_mappings = [] if gid_mappings is None else gid_mappings
+        self.devices = [] if devices is None else devices
+        self.cgroups_path = cgroups_path
+        self.resources = {} if resources is None else resources
+        self.sysctl = {} if sysctl is None else sysctl
+        self.seccomp = seccomp
+        self.rootfs_propagation = rootfs_propagation
+        self.masked_paths = [] if masked_paths is None else masked_paths
+        self.readonly_paths = [] if readonly_paths is None else readonly_paths
+        self.mount_label = mount_label
 
     def namespace(self, kind: str) -> Namespace | None:
         return next((ns for ns in self.namespaces if ns.type == kind), None)
 
 
-@dataclass
 class Spec:
-    oci_version: str
-    root_path: str
-    root_readonly: bool
-    process: Process | None
-    hostname: str
-    domainname: str
-    mounts: list[Mount]
-    hooks: dict[str, list[Hook]]
-    annotations: dict[str, str]
-    linux: Linux
-    raw: dict[str, Any]
+    def __init__(
+        self,
+        oci_version: str,
+        root_path: str,
+        root_readonly: bool,
+        process: Process | None,
+        hostname: str,
+        domainname: str,
+        mounts: list[Mount],
+        hooks: dict[str, list[Hook]],
+        annotations: dict[str, str],
+        linux: Linux,
+        raw: dict[str, Any],
+    ) -> None:
+        self.oci_version = oci_version
+        self.root_path = root_path
+        self.root_readonly = root_readonly
+        self.process = process
+        self.hostname = hostname
+        self.domainname = domainname
+        self.mounts = mounts
+        self.hooks = hooks
+        self.annotations = annotations
+        self.linux = linux
+        self.raw = raw
 
 
 def load_bundle_config(bundle: str) -> Spec:
@@ -194,10 +287,10 @@ def load_bundle_config(bundle: str) -> Spec:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
-            doc = json.load(f)
+            doc = loads(f.read())
     except FileNotFoundError:
         raise ConfigError(f"config.json: no such file in bundle {bundle}") from None
-    except json.JSONDecodeError as e:
+    except (JSONError, UnicodeDecodeError) as e:
         raise ConfigError(f"config.json: invalid JSON: {e}") from None
     spec = parse_spec(doc)
     if not os.path.isabs(spec.root_path):

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
-from .cgroups import CgroupManager, open_cgroup
+from .cgroups import open_cgroup
 from .state import OCI_VERSION, ContainerState, StateStore, is_alive
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .cgroups import CgroupManager
 
 CREATING = "creating"
 CREATED = "created"

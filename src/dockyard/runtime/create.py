@@ -1,53 +1,54 @@
-"""`create`: build the container and leave its init waiting on the exec FIFO for `start`."""
+"""`create`: build the container and leave its init waiting on the exec FIFO for `start`.
+
+This is the runtime's side; the container's side is init.py, loaded by the forked child
+while the runtime moves it into its cgroup (see spawn.py).
+"""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import signal
-import socket
-import struct
-from dataclasses import dataclass
-from typing import Any
 
-from . import rootfs
-from .cgroups import CgroupManager, open_cgroup
-from .channel import Channel, ChannelClosed, ChildFailed
-from .config import Spec, load_bundle_config
-from .console import become_terminal_owner, open_pty, send_master, set_window_size
+from .cgroups import open_cgroup
+from .channel import ChannelClosed, ChildFailed
+from .config import load_bundle_config
 from .container import CREATING, Container
 from .errors import RuntimeFailure
-from .hooks import run_hooks
-from .process import (
-    apply_rlimits,
-    become_process_user,
-    close_fds_on_exec,
-    exec_process,
-    find_executable,
-    preload_seccomp,
-)
+from .linux import NAMESPACE_PROC_NAMES, SIGKILL
 from .spawn import SpawnPlan, spawn
 from .state import ContainerState, StateStore, now_rfc3339, process_start_time
-from .syscalls import NAMESPACE_PROC_NAMES, LinuxSyscall, Syscall
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable
+    from typing import Any
+
+    from .cgroups import CgroupManager
+    from .channel import Channel
+    from .config import Spec
 
 
-@dataclass
 class CreateOptions:
-    bundle: str
-    console_socket: str | None = None
-    pid_file: str | None = None
-    no_pivot: bool = False
-    no_new_keyring: bool = False
-    preserve_fds: int = 0
-    # Foreground `run -t` without a console socket: the runtime keeps the pty master.
-    console_fd: socket.socket | None = None
+    def __init__(self, bundle: str, console_socket: str | None = None,
+                 pid_file: str | None = None, no_pivot: bool = False,
+                 no_new_keyring: bool = False, preserve_fds: int = 0) -> None:
+        self.bundle = bundle
+        self.console_socket = console_socket
+        self.pid_file = pid_file
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        # Foreground `run -t` without a console socket: the runtime keeps the pty master.
+        self.console_fd: socket.socket | None = None
+        # Done while the init moves into its cgroup (e.g. becoming a subreaper).
+        self.meanwhile: Callable[[], None] | None = None
 
 
 def create_container(store: StateStore, container_id: str, opts: CreateOptions) -> Container:
     bundle = os.path.abspath(opts.bundle)
     spec = load_bundle_config(bundle)
     _check_spec_for_create(spec)
+    assert spec.process is not None
     if spec.process.terminal and opts.console_socket is None and opts.console_fd is None:
         raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
                              "console socket")
@@ -66,14 +67,13 @@ def create_container(store: StateStore, container_id: str, opts: CreateOptions) 
         cgroup.apply_resources(effective_resources(spec))
         console = opts.console_fd or (_connect(opts.console_socket)
                                       if opts.console_socket else None)
-        preload_seccomp(spec.linux.seccomp)
-        init = _InitContext(spec, bundle, opts, cgroup, fifo, console, container_id)
         plan = SpawnPlan(
             create=[ns.type for ns in spec.linux.namespaces if not ns.path],
             join=[(ns.type, ns.path) for ns in spec.linux.namespaces if ns.path],
             uid_mappings=spec.linux.uid_mappings, gid_mappings=spec.linux.gid_mappings,
-            cgroup=cgroup)
-        spawned = spawn(plan, init.run)
+            cgroup=cgroup, meanwhile=opts.meanwhile)
+        spawned = spawn(plan, _init_loader(spec, bundle, opts, cgroup, fifo, console,
+                                           container_id))
         init_pid = spawned.pid
         if console is not None and console is not opts.console_fd:
             console.close()
@@ -97,6 +97,18 @@ def create_container(store: StateStore, container_id: str, opts: CreateOptions) 
         if isinstance(error, ChannelClosed):
             raise RuntimeFailure("container init exited before it was ready") from None
         raise
+
+
+def _init_loader(spec: Spec, bundle: str, opts: CreateOptions, cgroup: CgroupManager,
+                 fifo: str, console: socket.socket | None,
+                 container_id: str) -> Callable[[], Callable[[Channel], None]]:
+    def load() -> Callable[[Channel], None]:
+        from .init import ContainerInit
+
+        return ContainerInit(spec, bundle, cgroup, fifo, console, container_id, opts.no_pivot,
+                             opts.no_new_keyring, opts.preserve_fds).run
+
+    return load
 
 
 # What runc allows whatever the config's device rules say: mknod of anything (it is the
@@ -134,37 +146,52 @@ def _check_spec_for_create(spec: Spec) -> None:
                              "supported")
 
 
+# Messages of the hand-over with the container's init (init.py).
+HOOKS = "hooks"
+HOOKS_DONE = "hooks-done"
+READY = "ready"
+
+
+def has_runtime_hooks(spec: Spec) -> bool:
+    """Whether init must stop before pivot_root for prestart/createRuntime/createContainer."""
+    return any(spec.hooks.get(name) for name in ("prestart", "createRuntime",
+                                                 "createContainer"))
+
+
 def _finish_handshake(channel: Channel, spec: Spec, container: Container) -> None:
     """Runs the runtime-side hooks when init asks for them, then waits for it to be ready."""
     try:
-        message = channel.expect("hooks" if _has_runtime_hooks(spec) else "ready")
-        if message["type"] == "hooks":
+        message = channel.expect(HOOKS if has_runtime_hooks(spec) else READY)
+        if message["type"] == HOOKS:
+            from .hooks import run_hooks
+
             state = container.oci_state(CREATING)
             run_hooks("prestart", spec.hooks.get("prestart", []), state)
             run_hooks("createRuntime", spec.hooks.get("createRuntime", []), state)
-            channel.send("hooks-done", state=state)
-            channel.expect("ready")
+            channel.send_or_collect_error(HOOKS_DONE, state=state)
+            channel.expect(READY)
     finally:
         channel.close()
-
-
-def _has_runtime_hooks(spec: Spec) -> bool:
-    return any(spec.hooks.get(name) for name in ("prestart", "createRuntime",
-                                                 "createContainer"))
 
 
 def _undo_create(store: StateStore, container_id: str, init_pid: int,
                  cgroup: CgroupManager | None) -> None:
     if init_pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(init_pid, signal.SIGKILL)
+        try:
+            os.kill(init_pid, SIGKILL)
+        except ProcessLookupError:
+            pass
     if cgroup is not None:
-        with contextlib.suppress(Exception):
+        try:
             cgroup.destroy()
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            pass
     store.remove(container_id)
 
 
 def _connect(path: str) -> socket.socket:
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
@@ -179,101 +206,3 @@ def write_pid_file(path: str, pid: int) -> None:
     with open(tmp, "w") as f:
         f.write(str(pid))
     os.rename(tmp, path)
-
-
-class _InitContext:
-    """What the container's init does in its own namespaces, up to waiting for `start`."""
-
-    def __init__(self, spec: Spec, bundle: str, opts: CreateOptions, cgroup: CgroupManager,
-                 fifo: str, console: socket.socket | None, container_id: str) -> None:
-        self.spec = spec
-        self.bundle = bundle
-        self.opts = opts
-        self.cgroup = cgroup
-        self.console = console
-        self.container_id = container_id
-        # Opened now, while the host's /proc and the state dir are in view; after
-        # pivot_root the FIFO is reached through this /proc's self/fd.
-        self.fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
-        self.proc_fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-
-    def run(self, channel: Channel) -> None:
-        spec, process, sys = self.spec, self.spec.process, LinuxSyscall()
-        assert process is not None
-        os.setsid()
-        in_userns = spec.linux.namespace("user") is not None
-        rootfs.prepare_rootfs(spec, self.bundle, sys, in_userns, self.cgroup)
-        state = None
-        if _has_runtime_hooks(spec):
-            channel.send("hooks")
-            state = channel.expect("hooks-done")["state"]
-            run_hooks("createContainer", spec.hooks.get("createContainer", []), state)
-        rootfs.pivot(spec.root_path, sys, self.opts.no_pivot)
-        # sysctls go in through /proc/sys before finish_rootfs makes it read-only.
-        self._set_identity_and_kernel_settings(sys)
-        rootfs.finish_rootfs(spec, sys)
-        if self.console is not None:
-            master, slave = open_pty()
-            if process.console_size is not None:
-                set_window_size(master, process.console_size.height,
-                                process.console_size.width)
-            send_master(self.console, master, slave)
-            os.close(master)
-            self.console.close()
-            become_terminal_owner(slave)
-        executable = find_executable(process.args[0], process.env)
-        become_process_user(process, spec.linux.seccomp, sys)
-        close_fds_on_exec(2 + self.opts.preserve_fds)
-        channel.send("ready")
-        channel.close()
-        self._wait_for_start()
-        if spec.hooks.get("startContainer"):
-            run_hooks("startContainer", spec.hooks["startContainer"], state or {})
-        try:
-            exec_process(executable, process.args, process.env)
-        except OSError as e:
-            os.write(2, f"exec {process.args[0]}: {e.strerror}\n".encode())
-            os._exit(127 if e.errno == 2 else 126)
-
-    def _set_identity_and_kernel_settings(self, sys: Syscall) -> None:
-        spec, process = self.spec, self.spec.process
-        assert process is not None
-        if spec.hostname:
-            sys.sethostname(spec.hostname)
-        if spec.domainname:
-            sys.setdomainname(spec.domainname)
-        if spec.linux.namespace("network") is not None and not spec.linux.namespace(
-                "network").path:
-            _bring_up_loopback()
-        for key, value in spec.linux.sysctl.items():
-            try:
-                with open(f"/proc/sys/{key.replace('.', '/')}", "w") as f:
-                    f.write(value)
-            except OSError as e:
-                raise RuntimeFailure(f"linux.sysctl.{key}: {e.strerror}") from None
-        apply_rlimits(process.rlimits)
-        if process.oom_score_adj is not None:
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(process.oom_score_adj))
-        if not self.opts.no_new_keyring:
-            sys.join_session_keyring(self.container_id)
-
-    def _wait_for_start(self) -> None:
-        fd = os.open(f"self/fd/{self.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC,
-                     dir_fd=self.proc_fd)
-        os.write(fd, b"0")
-        os.close(fd)
-        os.close(self.fifo_fd)
-        os.close(self.proc_fd)
-
-
-_SIOCGIFFLAGS = 0x8913
-_SIOCSIFFLAGS = 0x8914
-_IFF_UP = 0x1
-
-
-def _bring_up_loopback() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        request = struct.pack("16sH14s", b"lo", 0, b"")
-        flags = struct.unpack("16sH14s", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
-        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | _IFF_UP, b""))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
 import time
 
@@ -12,10 +10,16 @@ from .config import parse_spec
 from .container import CREATED, PAUSED, STOPPED, Container
 from .errors import RuntimeFailure
 from .hooks import run_hooks
+from .linux import SIGKILL
 from .state import is_alive
 
-_SIGNALS = {name: int(value) for name, value in signal.Signals.__members__.items()
-            if not name.startswith("SIG_")}
+
+def _signal_table() -> dict[str, int]:
+    # _signal, not signal: the latter's enums cost milliseconds on every `kill`.
+    import _signal
+
+    return {name: getattr(_signal, name) for name in dir(_signal)
+            if name.startswith("SIG") and not name.startswith("SIG_")}
 
 
 def parse_signal(text: str) -> int:
@@ -27,11 +31,12 @@ def parse_signal(text: str) -> int:
     name = text.upper()
     if not name.startswith("SIG"):
         name = f"SIG{name}"
-    if name in _SIGNALS:
-        return _SIGNALS[name]
-    if name.startswith("SIGRTMIN+") or name.startswith("SIGRTMAX-"):
+    signals = _signal_table()
+    if name in signals:
+        return signals[name]
+    if name.startswith(("SIGRTMIN+", "SIGRTMAX-")) and name[9:].isdigit():
         base, offset = name[:8], int(name[9:])
-        return _SIGNALS[base] + offset if base == "SIGRTMIN" else _SIGNALS[base] - offset
+        return signals[base] + offset if base == "SIGRTMIN" else signals[base] - offset
     raise RuntimeFailure(f"unknown signal {text!r}")
 
 
@@ -42,9 +47,11 @@ def kill_container(container: Container, signum: int, all_processes: bool = Fals
     if all_processes:
         cgroup = container.cgroup()
         for pid in cgroup.pids():
-            with contextlib.suppress(ProcessLookupError):
+            try:
                 os.kill(pid, signum)
-        if status == PAUSED and signum == signal.SIGKILL:
+            except ProcessLookupError:
+                pass
+        if status == PAUSED and signum == SIGKILL:
             cgroup.thaw()
         return
     os.kill(container.state.pid, signum)
@@ -57,8 +64,10 @@ def delete_container(container: Container, force: bool = False) -> None:
                              f"{status}")
     cgroup = container.cgroup()
     if status != STOPPED:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(container.state.pid, signal.SIGKILL)
+        try:
+            os.kill(container.state.pid, SIGKILL)
+        except ProcessLookupError:
+            pass
         if status == PAUSED:
             cgroup.thaw()
         _wait_until_gone(container)

@@ -3,53 +3,52 @@
 from __future__ import annotations
 
 import copy
-import json
-import os
-import socket
-from dataclasses import dataclass, field
 
-from .channel import Channel
 from .config import ConfigError, Process, parse_process, parse_spec
-from .console import become_terminal_owner, open_pty, send_master
 from .container import CREATED, PAUSED, RUNNING, Container
 from .create import write_pid_file
 from .errors import RuntimeFailure
-from .process import (
-    apply_rlimits,
-    become_process_user,
-    close_fds_on_exec,
-    exec_process,
-    find_executable,
-    preload_seccomp,
-)
+from .jsonio import JSONError, loads
 from .spawn import SpawnPlan, spawn
-from .syscalls import LinuxSyscall
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable
+
+    from .channel import Channel
 
 
-@dataclass
 class ExecOptions:
-    process_file: str | None = None
-    args: list[str] = field(default_factory=list)
-    tty: bool = False
-    cwd: str | None = None
-    env: list[str] = field(default_factory=list)
-    user: str | None = None
-    additional_gids: list[int] = field(default_factory=list)
-    caps: list[str] = field(default_factory=list)
-    no_new_privs: bool = False
-    console_socket: str | None = None
-    console_fd: socket.socket | None = None
-    pid_file: str | None = None
-    preserve_fds: int = 0
-    ignore_paused: bool = False
+    def __init__(self, process_file: str | None = None, args: list[str] | None = None,
+                 tty: bool = False, cwd: str | None = None, env: list[str] | None = None,
+                 user: str | None = None, additional_gids: list[int] | None = None,
+                 caps: list[str] | None = None, no_new_privs: bool = False,
+                 console_socket: str | None = None, pid_file: str | None = None,
+                 preserve_fds: int = 0, ignore_paused: bool = False) -> None:
+        self.process_file = process_file
+        self.args = args or []
+        self.tty = tty
+        self.cwd = cwd
+        self.env = env or []
+        self.user = user
+        self.additional_gids = additional_gids or []
+        self.caps = caps or []
+        self.no_new_privs = no_new_privs
+        self.console_socket = console_socket
+        self.pid_file = pid_file
+        self.preserve_fds = preserve_fds
+        self.ignore_paused = ignore_paused
+        self.console_fd: socket.socket | None = None
+        self.meanwhile: Callable[[], None] | None = None
 
 
 def build_process(container: Container, opts: ExecOptions) -> Process:
     if opts.process_file:
         try:
-            with open(opts.process_file) as f:
-                return parse_process(json.load(f), "process")
-        except (OSError, json.JSONDecodeError) as e:
+            with open(opts.process_file, "rb") as f:
+                return parse_process(loads(f.read()), "process")
+        except (OSError, JSONError) as e:
             raise RuntimeFailure(f"reading --process {opts.process_file}: {e}") from None
     if not opts.args:
         raise RuntimeFailure("exec: no command given (args or --process)")
@@ -94,30 +93,19 @@ def exec_in_container(container: Container, opts: ExecOptions) -> int:
     spec = parse_spec(container.state.config)
     console = opts.console_fd
     if console is None and opts.console_socket and process.terminal:
+        import socket
+
         console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         console.connect(opts.console_socket)
     plan = SpawnPlan(join=list(container.state.namespace_paths.items()),
-                     cgroup=container.cgroup())
-    seccomp = spec.linux.seccomp
-    preload_seccomp(seccomp)
+                     cgroup=container.cgroup(), meanwhile=opts.meanwhile)
 
-    def target(channel: Channel) -> None:
-        sys = LinuxSyscall()
-        if process.terminal:
-            os.setsid()
-        if console is not None:
-            master, slave = open_pty()
-            send_master(console, master, slave)
-            os.close(master)
-            console.close()
-            become_terminal_owner(slave)
-        apply_rlimits(process.rlimits)
-        executable = find_executable(process.args[0], process.env)
-        become_process_user(process, seccomp, sys)
-        close_fds_on_exec(2 + opts.preserve_fds)
-        exec_process(executable, process.args, process.env)
+    def load_target() -> Callable[[Channel], None]:
+        from .exec_target import ExecTarget
 
-    spawned = spawn(plan, target)
+        return ExecTarget(process, spec.linux.seccomp, console, opts.preserve_fds).run
+
+    spawned = spawn(plan, load_target)
     if console is not None and console is not opts.console_fd:
         console.close()
     # The process's end of the channel is close-on-exec: end-of-file means it exec'd.

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-from typing import Any
-
 from .config import Hook
 from .errors import RuntimeFailure
+from .jsonio import dumps
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def preload() -> None:
+    """Imports what running a hook needs, for a process that will change its root first."""
+    import subprocess  # noqa: F401
 
 
 def run_hooks(kind: str, hooks: list[Hook], state: dict[str, Any]) -> None:
-    payload = json.dumps(state).encode()
+    import subprocess
+
+    payload = dumps(state).encode()
     for index, hook in enumerate(hooks):
         env = dict(item.split("=", 1) for item in hook.env if "=" in item)
         try:

@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import subprocess
 import sys
-import time
 from typing import Any
 
 from .capabilities import CAPABILITIES
 from .config import HOOK_NAMES, SECCOMP_ACTIONS, SECCOMP_OPS
 from .container import PAUSED, RUNNING, Container
 from .errors import RuntimeFailure
+from .linux import NAMESPACE_FLAGS
 from .mount_options import known_mount_options
 from .state import OCI_VERSION, StateStore
-from .syscalls import NAMESPACE_FLAGS
 
 
 def print_json(doc: Any) -> None:
@@ -65,6 +63,8 @@ def _print_table(rows: list[list[str]]) -> None:
 
 
 def ps_container(container: Container, fmt: str, ps_args: list[str]) -> None:
+    import subprocess
+
     pids = container.cgroup().pids()
     if fmt == "json":
         sys.stdout.write(json.dumps(pids) + "\n")
@@ -139,11 +139,3 @@ def _version() -> str:
 
     return __version__
 
-
-def wait_until(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from . import syscalls as s
+from . import linux as s
 
 # option -> (flags to set, flags to clear)
 _FLAG_OPTIONS: dict[str, tuple[int, int]] = {
@@ -60,12 +58,12 @@ _UNSUPPORTED = ("idmap", "ridmap", "rro", "rrw", "rnosuid", "rsuid", "rnodev", "
                 "rsymfollow")
 
 
-@dataclass
 class MountOptions:
-    flags: int = 0
-    propagation: list[int] = field(default_factory=list)
-    data: list[str] = field(default_factory=list)
-    runtime: set[str] = field(default_factory=set)
+    def __init__(self) -> None:
+        self.flags = 0
+        self.propagation: list[int] = []
+        self.data: list[str] = []
+        self.runtime: set[str] = set()
 
     @property
     def data_string(self) -> str | None:

@@ -10,7 +10,11 @@ import stat
 from . import capabilities as caps
 from .config import Process, Rlimit, Seccomp
 from .errors import RuntimeFailure
-from .syscalls import PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS, Syscall
+from .linux import PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .syscalls import Syscall
 
 _RLIMITS = {name: getattr(resource, name) for name in dir(resource)
             if name.startswith("RLIMIT_")}
@@ -125,6 +129,15 @@ def close_fds_on_exec(keep_up_to: int) -> None:
                 os.set_inheritable(fd, False)
             except OSError:
                 pass
+
+
+def reset_signal_dispositions() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across execve,
+    so the container's program would inherit that. Restore the defaults."""
+    import _signal  # the signal module's enums cost milliseconds to import
+
+    for signum in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(signum, _signal.SIG_DFL)
 
 
 def exec_process(path: str, args: list[str], env: list[str]) -> None:

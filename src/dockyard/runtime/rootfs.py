@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
-import tempfile
 
-from . import syscalls as s
-from .cgroups import CgroupManager
+from . import linux as s
 from .config import Device, Mount, Spec
 from .errors import RuntimeFailure
 from .mount_options import parse_mount_options
-from .syscalls import Syscall
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .cgroups import CgroupManager
+    from .syscalls import Syscall
 
 _DEFAULT_DEVICES = (
     # path, major, minor
@@ -183,6 +184,9 @@ def _mount_one(mount: Mount, rootfs: str, bundle: str, spec: Spec, sys: Syscall,
 
 def _mount_tmpfs_copyup(mount: Mount, dest: str, flags: int, data: str | None,
                         sys: Syscall) -> None:
+    import shutil
+    import tempfile
+
     staging = tempfile.mkdtemp(prefix="dockyard-copyup-")
     try:
         sys.mount(mount.source or "tmpfs", staging, "tmpfs", flags & ~s.MS_RDONLY, data)

@@ -1,69 +1,119 @@
 """Forking a process into a container's namespaces and cgroup.
 
-The runtime (P) forks an intermediate (C). P moves C into the cgroup and, for a new user
-namespace, writes C's id maps. C joins or creates the namespaces, then forks the final
-process (G) so that G is inside the new PID namespace, reports G's host pid and exits.
-G runs `target` and never returns. Messages travel over one Channel; the child's end is
-close-on-exec, so P sees end-of-file once G has exec'd.
+The runtime (P) forks an intermediate (C) as early as it can. While P moves C into the
+container's cgroup (on cgroup v1 the first migration waits for an RCU grace period,
+several milliseconds), C imports the modules the container's process needs: the two
+overlap. P then lets C go (after writing its id maps, for a new user namespace). C joins or
+creates the namespaces and forks the final process (G), so that G is inside the new PID
+namespace and cgroup; C reports G's host pid and exits. G runs the target and never returns.
+
+Messages travel over one Channel; the child's ends are close-on-exec, so P sees
+end-of-file once G has exec'd.
 """
 
 from __future__ import annotations
 
 import os
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import NoReturn
 
-from .cgroups import CgroupManager
 from .channel import Channel, ChildFailed
-from .config import IdMapping
 from .errors import RuntimeFailure
-from .syscalls import CLONE_NEWUSER, NAMESPACE_FLAGS, NAMESPACE_PROC_NAMES, LinuxSyscall
+from .linux import CLONE_NEWUSER, NAMESPACE_FLAGS, NAMESPACE_PROC_NAMES
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn
 
-@dataclass
+    from .cgroups import CgroupManager
+    from .config import IdMapping
+
 class SpawnPlan:
-    create: list[str] = field(default_factory=list)  # namespace types to unshare
-    join: list[tuple[str, str]] = field(default_factory=list)  # (type, path) to setns
-    uid_mappings: list[IdMapping] = field(default_factory=list)
-    gid_mappings: list[IdMapping] = field(default_factory=list)
-    cgroup: CgroupManager | None = None
+    def __init__(self, create: list[str] | None = None,
+                 join: list[tuple[str, str]] | None = None,
+                 uid_mappings: list[IdMapping] | None = None,
+                 gid_mappings: list[IdMapping] | None = None,
+                 cgroup: CgroupManager | None = None,
+                 meanwhile: Callable[[], None] | None = None) -> None:
+        self.create = create or []  # namespace types to unshare
+        self.join = join or []  # (type, path) to setns into
+        self.uid_mappings = uid_mappings or []
+        self.gid_mappings = gid_mappings or []
+        self.cgroup = cgroup
+        # Work for the runtime to do while the cgroup migration waits in the kernel.
+        self.meanwhile = meanwhile
 
 
-@dataclass
 class Spawned:
-    pid: int  # G's pid in the runtime's PID namespace
-    channel: Channel
+    def __init__(self, pid: int, channel: Channel) -> None:
+        self.pid = pid  # G's pid in the runtime's PID namespace
+        self.channel = channel
 
 
-def spawn(plan: SpawnPlan, target: Callable[[Channel], None]) -> Spawned:
+def spawn(plan: SpawnPlan, load_target: Callable[[], Callable[[Channel], None]]) -> Spawned:
+    """`load_target` runs in C, in parallel with the cgroup migration: it should do the
+    imports and preparation G needs, and return what G runs."""
     parent, child = Channel.pair()
     intermediate = os.fork()
     if intermediate == 0:
         parent.close()
-        _run_child(child, lambda: _intermediate(plan, child, target))
+        _run_child(child, lambda: _intermediate(plan, child, load_target))
     child.close()
     try:
-        if plan.cgroup is not None:
-            plan.cgroup.add_process(intermediate)
-        parent.send("go")
+        _migrate_while(plan, intermediate)
+        parent.send_or_collect_error("go")
         if "user" in plan.create:
             parent.expect("userns")
             _write_id_maps(intermediate, plan)
-            parent.send("mapped")
+            parent.send_or_collect_error("mapped")
         pid = parent.expect("pid")["pid"]
-        # G waits for this so that nothing it says can overtake C's "pid" on the channel.
-        parent.send("continue")
+        _reap(intermediate)
+        # G waits for this, so that nothing it says can overtake C's "pid".
+        parent.send_or_collect_error("continue")
     except BaseException:
         _reap(intermediate)
         parent.close()
         raise
-    _reap(intermediate)
     return Spawned(pid, parent)
 
 
-def _intermediate(plan: SpawnPlan, channel: Channel, target: Callable[[Channel], None]) -> None:
+def _migrate_while(plan: SpawnPlan, pid: int) -> None:
+    """Moves pid into the cgroup on a thread (the write sleeps in the kernel) while this
+    thread runs plan.meanwhile. _thread, not threading: see channel.py on start-up cost."""
+    if plan.cgroup is None or plan.meanwhile is None:
+        if plan.cgroup is not None:
+            plan.cgroup.add_process(pid)
+        if plan.meanwhile is not None:
+            plan.meanwhile()
+        return
+    import _thread
+
+    cgroup = plan.cgroup
+    done = _thread.allocate_lock()
+    done.acquire()
+    failure: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            cgroup.add_process(pid)
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            failure.append(e)
+        finally:
+            done.release()
+
+    _thread.start_new_thread(migrate, ())
+    try:
+        plan.meanwhile()
+    finally:
+        done.acquire()
+    if failure:
+        raise failure[0]
+
+
+def _intermediate(plan: SpawnPlan, channel: Channel,
+                  load_target: Callable[[], Callable[[Channel], None]]) -> None:
+    target = load_target()
+    from .syscalls import LinuxSyscall
+
     sys = LinuxSyscall()
     channel.expect("go")
     # Open every namespace before entering any: after the mount namespace changes, the
@@ -111,18 +161,25 @@ def _run_child(channel: Channel, body: Callable[[], None]) -> NoReturn:
     code = 0
     try:
         body()
-    except RuntimeFailure as e:
-        code = _report(channel, str(e))
-    except ChildFailed as e:
+    except (RuntimeFailure, ChildFailed) as e:
         code = _report(channel, str(e))
     except OSError as e:
         detail = f"{e.strerror or e}{': ' + str(e.filename) if e.filename else ''}"
         if os.environ.get("DOCKYARD_RUNC_TRACE"):
-            detail += "\n" + traceback.format_exc()
+            detail += "\n" + _traceback()
         code = _report(channel, detail)
     except BaseException as e:  # noqa: BLE001 - the child must never unwind into the caller
-        code = _report(channel, f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+        code = _report(channel, f"{type(e).__name__}: {e}\n{_traceback()}")
     os._exit(code)
+
+
+def _traceback() -> str:
+    # Imported late: it is only for failures, and after pivot_root it may be out of sight.
+    try:
+        import traceback
+    except ImportError:
+        return ""
+    return traceback.format_exc()
 
 
 def _report(channel: Channel, message: str) -> int:

@@ -8,43 +8,55 @@ the freezer, so `state` tells the truth after the process died.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from .errors import ContainerNotFound, RuntimeFailure
+from .jsonio import dumps, loads
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_ROOT = "/run/dockyard-runc"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 OCI_VERSION = "1.2.0"
 
-_ID_PATTERN = re.compile(r"^[\w+\-.]+$")
+# runc's ^[\w+-\.]+$ with Go's ASCII \w.
+_ID_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
 def validate_id(container_id: str) -> None:
     if not container_id:
         raise RuntimeFailure("container id cannot be empty")
-    if not _ID_PATTERN.match(container_id) or container_id in (".", ".."):
+    if not _ID_CHARACTERS.issuperset(container_id) or container_id in (".", ".."):
         raise RuntimeFailure(f"invalid container id format: {container_id}")
 
 
-@dataclass
 class ContainerState:
-    id: str
-    pid: int
-    bundle: str
-    rootfs: str
-    created: str
-    owner: str
-    init_start_time: int  # from /proc/<pid>/stat, to tell a reused pid apart
-    config: dict[str, Any]
-    cgroup_paths: dict[str, str] = field(default_factory=dict)
-    annotations: dict[str, str] = field(default_factory=dict)
-    namespace_paths: dict[str, str] = field(default_factory=dict)
+    FIELDS = ("id", "pid", "bundle", "rootfs", "created", "owner", "init_start_time", "config",
+              "cgroup_paths", "annotations", "namespace_paths")
+
+    def __init__(self, id: str, pid: int, bundle: str, rootfs: str, created: str, owner: str,
+                 init_start_time: int, config: dict[str, Any],
+                 cgroup_paths: dict[str, str] | None = None,
+                 annotations: dict[str, str] | None = None,
+                 namespace_paths: dict[str, str] | None = None) -> None:
+        self.id = id
+        self.pid = pid
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.created = created
+        self.owner = owner
+        self.init_start_time = init_start_time  # from /proc/<pid>/stat: a reused pid differs
+        self.config = config
+        self.cgroup_paths = cgroup_paths or {}
+        self.annotations = annotations or {}
+        self.namespace_paths = namespace_paths or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.FIELDS}
 
 
 class StateStore:
@@ -70,17 +82,17 @@ class StateStore:
     def save(self, state: ContainerState) -> None:
         path = os.path.join(self.dir_of(state.id), STATE_FILE)
         tmp = f"{path}.tmp"
+        # Atomic by rename; no fsync: like runc's, this state lives on tmpfs (/run) and
+        # means nothing after a reboot.
         with open(tmp, "w") as f:
-            json.dump(asdict(state), f)
-            f.flush()
-            os.fsync(f.fileno())
+            f.write(dumps(state.to_dict()))
         os.rename(tmp, path)
 
     def load(self, container_id: str) -> ContainerState:
         validate_id(container_id)
         try:
-            with open(os.path.join(self.dir_of(container_id), STATE_FILE)) as f:
-                doc = json.load(f)
+            with open(os.path.join(self.dir_of(container_id), STATE_FILE), "rb") as f:
+                doc = loads(f.read())
         except FileNotFoundError:
             raise ContainerNotFound("container does not exist") from None
         return ContainerState(**doc)

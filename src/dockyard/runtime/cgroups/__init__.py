@@ -7,7 +7,11 @@ the OCI `linux.resources` object as a dict (already type-checked by config.py) a
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -16,35 +20,65 @@ class CgroupError(RuntimeError):
     """A cgroup operation failed; the message names the file or the resource field."""
 
 
-class CgroupManager(Protocol):
-    version: int  # 1 or 2
+if TYPE_CHECKING:
 
-    def create(self) -> None:
-        """Creates the container's cgroup directories (idempotent)."""
+    class CgroupManager(Protocol):
+        version: int  # 1 or 2
 
-    def add_process(self, pid: int) -> None:
-        """Moves pid (and, on v1, into every hierarchy) into the container's cgroup."""
+        def create(self) -> None:
+            """Creates the container's cgroup directories (idempotent)."""
 
-    def apply_resources(self, resources: dict[str, Any]) -> None:
-        """Writes OCI linux.resources (memory, cpu, pids, blockIO, devices, ...)."""
+        def add_process(self, pid: int) -> None:
+            """Moves pid (and, on v1, into every hierarchy) into the container's cgroup."""
 
-    def pids(self) -> list[int]:
-        """Every process in the cgroup and its descendants."""
+        def apply_resources(self, resources: dict[str, Any]) -> None:
+            """Writes OCI linux.resources (memory, cpu, pids, blockIO, devices, ...)."""
 
-    def freeze(self) -> None: ...
+        def pids(self) -> list[int]:
+            """Every process in the cgroup and its descendants."""
 
-    def thaw(self) -> None: ...
+        def freeze(self) -> None: ...
 
-    def is_frozen(self) -> bool: ...
+        def thaw(self) -> None: ...
 
-    def destroy(self) -> None:
-        """Kills what is left (SIGKILL), waits for it to go, and removes the directories."""
+        def is_frozen(self) -> bool: ...
 
-    def paths(self) -> dict[str, str]:
-        """Hierarchy name -> absolute directory ("" is the key of the v2 unified tree)."""
+        def destroy(self) -> None:
+            """Kills what is left (SIGKILL), waits for it to go, and removes the directories."""
 
-    def stats(self) -> dict[str, Any]:
-        """Usage for `docker stats`: memory usage/limit, cpu usage (ns), pids current."""
+        def paths(self) -> dict[str, str]:
+            """Hierarchy name -> absolute directory ("" is the key of the v2 unified tree)."""
+
+        def stats(self) -> dict[str, Any]:
+            """Usage for `docker stats`: memory usage/limit, cpu usage (ns), pids current."""
+
+
+def start_migration_warmup(root: str = CGROUP_ROOT) -> None:
+    """Starts, on a thread, a no-op move of this process into its own cgroup.
+
+    Any move into a cgroup takes a global lock whose first writer waits for an RCU grace
+    period (several ms; writers close behind it don't wait). Starting one now, while the
+    runtime still parses and prepares, lets the real move of the container's process
+    (spawn.py) share that wait instead of beginning its own.
+    """
+    from ._common import own_procs_file
+
+    path = own_procs_file(root)
+    if path is None:
+        return
+    import _thread
+
+    def move_self() -> None:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, b"0")  # 0: the writer itself
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # only a head start: nothing depends on it
+
+    _thread.start_new_thread(move_self, ())
 
 
 def open_cgroup(cgroups_path: str, container_id: str, root: str = CGROUP_ROOT) -> CgroupManager:

@@ -9,21 +9,30 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
-from collections.abc import Callable
-from typing import Any, NamedTuple
 
+from ..linux import SIGKILL
 from . import CgroupError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 RMDIR_TIMEOUT = 1.0  # seconds a just-emptied cgroup may stay busy
 
 
-class Mount(NamedTuple):
-    root: str  # the directory of the filesystem that is mounted (mountinfo field 4)
-    mountpoint: str
-    fstype: str
-    super_options: tuple[str, ...]
+class Mount:
+    """One line of /proc/self/mountinfo (a plain class: typing.NamedTuple is slow to import)."""
+
+    __slots__ = ("root", "mountpoint", "fstype", "super_options")
+
+    def __init__(self, root: str, mountpoint: str, fstype: str,
+                 super_options: tuple[str, ...]) -> None:
+        self.root = root  # the directory of the filesystem that is mounted (field 4)
+        self.mountpoint = mountpoint
+        self.fstype = fstype
+        self.super_options = super_options
 
 
 def read_mountinfo() -> str:
@@ -88,6 +97,27 @@ def own_cgroups() -> dict[str, str]:
         for name in controllers.split(",") if controllers else [""]:
             owned[name] = path
     return owned
+
+
+def own_procs_file(root: str) -> str | None:
+    """The cgroup.procs of this process's own cgroup in some hierarchy under root."""
+    owned = own_cgroups()
+    for mount in mount_table():
+        if mount.mountpoint != root and not mount.mountpoint.startswith(root + "/"):
+            continue
+        if mount.fstype == "cgroup2":
+            name: str | None = ""
+        elif mount.fstype == "cgroup":
+            name = next((o for o in mount.super_options if o in owned), None)
+        else:
+            continue
+        if name is None or name not in owned:
+            continue
+        inner = relative_to_mount(owned[name], mount.root).lstrip("/")
+        path = os.path.join(mount.mountpoint, inner, "cgroup.procs")
+        if os.path.exists(path):
+            return path
+    return None
 
 
 def relative_to_mount(path: str, mount_root: str) -> str:
@@ -289,7 +319,7 @@ def kill_until_empty(read_pids: Callable[[], list[int]], where: str, timeout: fl
 def sigkill_all(pids: list[int], where: str) -> None:
     for pid in pids:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, SIGKILL)
         except ProcessLookupError:
             pass  # already gone
         except OSError as e:

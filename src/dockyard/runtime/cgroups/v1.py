@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any
 
 from . import CgroupError
 from ._common import (
@@ -27,6 +26,10 @@ from ._common import (
     write_cpuset,
     write_value,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 KNOWN_CONTROLLERS = frozenset({
     "blkio", "cpu", "cpuacct", "cpuset", "devices", "freezer", "hugetlb", "memory", "misc",

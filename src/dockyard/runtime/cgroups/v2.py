@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any
 
 from . import CgroupError
 from ._common import (
@@ -27,6 +26,10 @@ from ._common import (
     write_cpuset,
     write_value,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # What apply_resources may write to; enabled in each ancestor when its parent offers it.
 CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids", "rdma")

@@ -1,0 +1,55 @@
+"""The process `exec` starts: what it does inside the container's namespaces before
+execve. Loaded by the forked intermediate (spawn.py), not on the runtime's start-up path."""
+
+from __future__ import annotations
+
+import os
+
+from .process import (
+    apply_rlimits,
+    become_process_user,
+    close_fds_on_exec,
+    exec_process,
+    find_executable,
+    preload_seccomp,
+    reset_signal_dispositions,
+)
+from .syscalls import LinuxSyscall
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+
+    from .channel import Channel
+    from .config import Process, Seccomp
+
+
+class ExecTarget:
+    def __init__(self, process: Process, seccomp: Seccomp | None,
+                 console: socket.socket | None, preserve_fds: int) -> None:
+        self.process = process
+        self.seccomp = seccomp
+        self.console = console
+        self.preserve_fds = preserve_fds
+        preload_seccomp(seccomp)
+        if console is not None:
+            from . import console as _console  # noqa: F401 - loaded before setns(mnt)
+
+    def run(self, _channel: Channel) -> None:
+        process = self.process
+        if process.terminal:
+            os.setsid()
+        if self.console is not None:
+            from .console import become_terminal_owner, open_pty, send_master
+
+            master, slave = open_pty()
+            send_master(self.console, master, slave)
+            os.close(master)
+            self.console.close()
+            become_terminal_owner(slave)
+        apply_rlimits(process.rlimits)
+        executable = find_executable(process.args[0], process.env)
+        become_process_user(process, self.seccomp, LinuxSyscall())
+        close_fds_on_exec(2 + self.preserve_fds)
+        reset_signal_dispositions()
+        exec_process(executable, process.args, process.env)

@@ -1,0 +1,152 @@
+"""The container's init: what it does inside its new namespaces, up to waiting on the exec
+FIFO for `start` and exec'ing the user's program.
+
+Imported by the forked intermediate process (spawn.py), never by the runtime's own start-up
+path: everything imported here must be loaded before pivot_root, when our modules go out
+of sight.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+
+from . import rootfs
+from .create import HOOKS, HOOKS_DONE, READY, has_runtime_hooks
+from .errors import RuntimeFailure
+from .hooks import preload as preload_hooks
+from .hooks import run_hooks
+from .process import (
+    apply_rlimits,
+    become_process_user,
+    close_fds_on_exec,
+    exec_process,
+    find_executable,
+    preload_seccomp,
+    reset_signal_dispositions,
+)
+from .syscalls import LinuxSyscall
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+
+    from .cgroups import CgroupManager
+    from .channel import Channel
+    from .config import Spec
+    from .syscalls import Syscall
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+class ContainerInit:
+    def __init__(self, spec: Spec, bundle: str, cgroup: CgroupManager, fifo: str,
+                 console: socket.socket | None, container_id: str, no_pivot: bool,
+                 no_new_keyring: bool, preserve_fds: int) -> None:
+        self.spec = spec
+        self.bundle = bundle
+        self.cgroup = cgroup
+        self.console = console
+        self.container_id = container_id
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        # Opened now, while the host's /proc and the state dir are in view; after
+        # pivot_root the FIFO is reached through this /proc's self/fd.
+        self.fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        self.proc_fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        if console is not None:
+            from . import console as _console  # noqa: F401 - loaded before pivot_root
+        preload_seccomp(spec.linux.seccomp)
+        if spec.hooks.get("startContainer"):
+            preload_hooks()
+
+    def run(self, channel: Channel) -> None:
+        spec, process, sys = self.spec, self.spec.process, LinuxSyscall()
+        assert process is not None
+        os.setsid()
+        in_userns = spec.linux.namespace("user") is not None
+        rootfs.prepare_rootfs(spec, self.bundle, sys, in_userns, self.cgroup)
+        state = None
+        if has_runtime_hooks(spec):
+            channel.send(HOOKS)
+            state = channel.expect(HOOKS_DONE)["state"]
+            run_hooks("createContainer", spec.hooks.get("createContainer", []), state)
+        rootfs.pivot(spec.root_path, sys, self.no_pivot)
+        # sysctls go in through /proc/sys before finish_rootfs makes it read-only.
+        self._set_identity_and_kernel_settings(sys)
+        rootfs.finish_rootfs(spec, sys)
+        if self.console is not None:
+            from .console import become_terminal_owner, open_pty, send_master, set_window_size
+
+            master, slave = open_pty()
+            if process.console_size is not None:
+                set_window_size(master, process.console_size.height,
+                                process.console_size.width)
+            send_master(self.console, master, slave)
+            os.close(master)
+            self.console.close()
+            become_terminal_owner(slave)
+        executable = find_executable(process.args[0], process.env)
+        become_process_user(process, spec.linux.seccomp, sys)
+        close_fds_on_exec(2 + self.preserve_fds)
+        channel.send(READY)
+        channel.close()
+        self._wait_for_start()
+        if spec.hooks.get("startContainer"):
+            run_hooks("startContainer", spec.hooks["startContainer"], state or {})
+        reset_signal_dispositions()
+        try:
+            exec_process(executable, process.args, process.env)
+        except OSError as e:
+            os.write(2, f"exec {process.args[0]}: {e.strerror}\n".encode())
+            os._exit(127 if e.errno == 2 else 126)
+
+    def _set_identity_and_kernel_settings(self, sys: Syscall) -> None:
+        spec, process = self.spec, self.spec.process
+        assert process is not None
+        if spec.hostname:
+            sys.sethostname(spec.hostname)
+        if spec.domainname:
+            sys.setdomainname(spec.domainname)
+        network = spec.linux.namespace("network")
+        if network is not None and not network.path:
+            _bring_up_loopback()
+        for key, value in spec.linux.sysctl.items():
+            try:
+                with open(f"/proc/sys/{key.replace('.', '/')}", "w") as f:
+                    f.write(value)
+            except OSError as e:
+                raise RuntimeFailure(f"linux.sysctl.{key}: {e.strerror}") from None
+        apply_rlimits(process.rlimits)
+        if process.oom_score_adj is not None:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(process.oom_score_adj))
+        if not self.no_new_keyring:
+            sys.join_session_keyring(self.container_id)
+
+    def _wait_for_start(self) -> None:
+        fd = os.open(f"self/fd/{self.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC,
+                     dir_fd=self.proc_fd)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(self.fifo_fd)
+        os.close(self.proc_fd)
+
+
+def _bring_up_loopback() -> None:
+    # A raw fd, not the socket module: see channel.py on start-up cost.
+    import _socket
+
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        request = struct.pack("16sH14s", b"lo", 0, b"")
+        flags = struct.unpack("16sH14s", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS,
+                                                     request))[1]
+        fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS,
+                    struct.pack("16sH14s", b"lo", flags | _IFF_UP, b""))
+    finally:
+        sock.close()

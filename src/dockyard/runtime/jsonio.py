@@ -1,0 +1,71 @@
+"""JSON for the runtime's start-up path, through CPython's C accelerator.
+
+`import json` pulls in `re`, `enum` and more: about 8 ms before a single container could
+start, more than the rest of a `run`. The `_json` scanner and encoder that `json` itself
+uses do the same work without those imports. Where `_json` is missing (another Python),
+the standard module is used.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+try:
+    import _json
+except ImportError:  # pragma: no cover - CPython always has it
+    _json = None
+
+
+class JSONError(ValueError):
+    pass
+
+
+def _constant(name: str) -> float:
+    return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
+
+
+class _DecoderContext:
+    """The attributes _json.make_scanner reads from a json.JSONDecoder."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = staticmethod(_constant)
+    memo: dict[str, str] = {}
+
+
+_scanner = _json.make_scanner(_DecoderContext()) if _json else None
+_encoder = (_json.make_encoder(None, None, _json.encode_basestring, None, ": ", ", ", False,
+                               False, True) if _json else None)
+_WHITESPACE = " \t\n\r"
+
+
+def loads(text: str | bytes) -> Any:
+    if isinstance(text, bytes):
+        text = text.decode()
+    if _scanner is None:
+        import json
+
+        return json.loads(text)
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    try:
+        value, end = _scanner(text, start)
+    except StopIteration as e:
+        raise JSONError(f"Expecting value: char {e.value}") from None
+    except ValueError as e:  # json's own error type subclasses ValueError
+        raise JSONError(str(e)) from None
+    if text[end:].strip(_WHITESPACE):
+        raise JSONError(f"Extra data: char {end}")
+    return value
+
+
+def dumps(value: Any) -> str:
+    if _encoder is None:
+        import json
+
+        return json.dumps(value)
+    return "".join(_encoder(value, 0))

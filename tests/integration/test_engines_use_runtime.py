@@ -1,0 +1,374 @@
+"""Real engines use dockyard-runc in place of runc.
+
+podman drives the OCI runtime through conmon, dockerd through containerd's runc shim
+(containerd-shim-runc-v2). Every check runs with dockyard-runc and with runc as the control,
+so that a failure caused by the engine or the machine shows up with both. Each engine gets
+its own storage, state, socket and cgroup parent under a temporary directory and no
+networking (no bridge, no firewall rule, no sysctl); what it made is removed at the end.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_root
+from tests.integration.conftest import RUNTIME
+
+RUNC = "/usr/sbin/runc"
+RUNTIMES = {"dockyard-runc": RUNTIME, "runc": RUNC}
+IMAGE = "localhost/dockyard-busybox:test"
+# Root here lacks CAP_SYS_RESOURCE, and podman asks by default for RLIMIT_NOFILE and
+# RLIMIT_NPROC above this machine's hard limits: every runtime, runc and crun included,
+# then fails with EPERM. Limits that any machine allows; `ulimit -n` checks they are applied.
+ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+# Stops on SIGTERM with its own status, so that `stop` proves the signal went through.
+SERVER = ["sh", "-c", "trap 'exit 7' TERM; sleep 300 & wait"]
+
+# Made on the host by the engines whatever their options say (podman 4.3's netavark state
+# dir, containers/image's blob cache, `podman system reset`'s config dir, containerd 1.6's
+# shim sockets, dockerd 20.10's plugin dir); removed at the end if this session made them.
+PODMAN_HOST_PATHS = [Path("/run/containers"), Path("/var/lib/containers"),
+                     Path.home() / ".config" / "containers"]
+DOCKER_HOST_PATHS = [Path("/run/containerd"), Path("/run/docker")]
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def require_tools(*tools: str) -> None:
+    # A missing tool is a failure, not a skip: these tests are the proof of the requirement.
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    assert not missing, f"missing tools: {', '.join(missing)}"
+
+
+def run(argv: list[str], env: dict[str, str] | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def import_image(cli: list[str], env: dict[str, str] | None, rootfs: Path) -> None:
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    imported = subprocess.run([*cli, "import", "--change", 'CMD ["sh"]', "-", IMAGE],
+                              stdin=tar.stdout, env=env, capture_output=True, text=True,
+                              timeout=60, check=False)
+    assert tar.stdout is not None
+    tar.stdout.close()
+    assert tar.wait() == 0 and imported.returncode == 0, imported.stderr
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def mounts_under(directory: Path) -> list[str]:
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [p for p in points if p == str(directory) or p.startswith(f"{directory}/")]
+
+
+def unmount_all_under(directory: Path) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    mnt_detach = 2
+    for point in sorted(mounts_under(directory), key=len, reverse=True):
+        if libc.umount2(point.encode(), mnt_detach) != 0:
+            raise OSError(ctypes.get_errno(), f"umount {point}")
+
+
+def processes_using(directory: Path) -> list[str]:
+    """Processes whose command line names a path under directory (daemons, conmon, shims)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+        if proc.name.isdigit() and str(directory) in argv:
+            found.append(f"{proc.name}: {argv.strip()}")
+    return found
+
+
+def cgroup_dirs(relative: str) -> list[Path]:
+    """The cgroup directory named relative in every hierarchy (v1 and v2) that has it."""
+    root = Path("/sys/fs/cgroup")
+    bases = [root, *(p for p in root.iterdir() if p.is_dir())]
+    return [base / relative.strip("/") for base in bases if (base / relative.strip("/")).is_dir()]
+
+
+def remove_cgroups(relative: str) -> None:
+    for top in cgroup_dirs(relative):
+        for directory, _, _ in os.walk(top, topdown=False):
+            os.rmdir(directory)
+
+
+def runtime_ids(argv: list[str]) -> list[str]:
+    listed = run([*argv, "list", "-q"])
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.split()
+
+
+# -- the engines ------------------------------------------------------------------------------
+
+@dataclass
+class Engine:
+    """One engine's CLI, pointed at its private daemon or storage."""
+
+    cli: list[str]
+    env: dict[str, str] | None
+    home: Path
+    runtime_names: dict[str, str]   # our runtime label -> the engine's --runtime value
+    extra_run_options: list[str] = field(default_factory=list)
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run([*self.cli, *args], env=self.env)
+
+    def in_terminal(self, *args: str) -> subprocess.CompletedProcess[str]:
+        # script(1) gives the engine a pty as its stdin and stdout; -e passes the exit status.
+        command = shlex.join([*self.cli, *args])
+        return run(["script", "-qec", command, "/dev/null"], env=self.env)
+
+    def run_options(self, runtime: str, network: str = "none") -> list[str]:
+        return ["--runtime", self.runtime_names[runtime], "--network", network, *ULIMITS,
+                *self.extra_run_options]
+
+    def runtime_root(self, runtime: str) -> Path:
+        # podman passes no --root: each runtime keeps its state in its default root.
+        return {"dockyard-runc": Path("/run/dockyard-runc"), "runc": Path("/run/runc")}[runtime]
+
+    def runtime_argv(self, runtime: str) -> list[str]:
+        """The runtime's command line with the state root this engine makes it use."""
+        return [RUNTIMES[runtime], "--root", str(self.runtime_root(runtime))]
+
+
+class Docker(Engine):
+    def runtime_root(self, runtime: str) -> Path:
+        # dockerd 20.10 gives every runtime the root <exec-root>/runtime-runc (seen in the
+        # shim's command lines); the shim adds the containerd namespace.
+        return self.home / "exec" / "runtime-runc" / "moby"
+
+
+def remove_from_runtime(engine: Engine, runtime: str, container_id: str) -> None:
+    """After a failed test: what the engine forgot but the runtime still lists."""
+    argv = engine.runtime_argv(runtime)
+    if container_id in runtime_ids(argv):
+        run([*argv, "delete", "--force", container_id])
+    if container_id in runtime_ids(argv):
+        # `delete --force` killed it but failed later: only its state directory is left.
+        shutil.rmtree(engine.runtime_root(runtime) / container_id)
+
+
+def remove_host_paths_made_by(paths: list[Path], existed: set[Path]) -> None:
+    for path in paths:
+        if path not in existed and path.exists():
+            shutil.rmtree(path)
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory,
+           busybox_bundle_template: Path) -> Iterator[Engine]:
+    require_root()
+    require_tools("podman", "conmon", RUNC, RUNTIME, "tar", "script", "unshare")
+    home = tmp_path_factory.mktemp("podman")
+    existed = {path for path in PODMAN_HOST_PATHS if path.exists()}
+    cgroup_parent = f"/dockyard-test/podman-{uuid.uuid4().hex[:8]}"
+    cli = [shutil.which("podman") or "podman", "--root", str(home / "storage"),
+           "--runroot", str(home / "run"), "--tmpdir", str(home / "tmp"),
+           "--network-config-dir", str(home / "networks"), "--volumepath", str(home / "volumes"),
+           "--cgroup-manager", "cgroupfs", "--events-backend", "none",
+           "--storage-driver", "overlay"]
+    engine = Engine(cli, None, home, {label: path for label, path in RUNTIMES.items()},
+                    ["--cgroup-parent", cgroup_parent])
+    try:
+        import_image(cli, None, busybox_bundle_template / "rootfs")
+        yield engine
+    finally:
+        engine("rm", "--all", "--force", "--time", "0")
+        reset = engine("system", "reset", "--force")
+        assert wait_until(lambda: not processes_using(home), 10), processes_using(home)
+        unmount_all_under(home)
+        remove_cgroups(cgroup_parent)
+        shutil.rmtree(home)
+        remove_host_paths_made_by(PODMAN_HOST_PATHS, existed)
+        assert reset.returncode == 0, reset.stderr
+
+
+def ping(sock: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(2)
+            client.connect(str(sock))
+            client.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            reply = client.recv(4096)
+    except OSError:
+        return False
+    return reply.split(b"\r\n", 1)[0].endswith(b" 200 OK")
+
+
+def start_dockerd(home: Path, cgroup_parent: str) -> subprocess.Popen[bytes]:
+    # No --containerd: dockerd starts its own containerd, with its state under --exec-root
+    # and --data-root. No bridge, no iptables rule, no ip_forward sysctl.
+    argv = ["/usr/sbin/dockerd", "-H", f"unix://{home}/docker.sock",
+            "--data-root", str(home / "data"), "--exec-root", str(home / "exec"),
+            "--pidfile", str(home / "docker.pid"), "--storage-driver", "overlay2",
+            "--bridge", "none", "--iptables=false", "--ip6tables=false",
+            "--ip-forward=false", "--ip-masq=false", "--cgroup-parent", cgroup_parent,
+            "--exec-opt", "native.cgroupdriver=cgroupfs",
+            "--add-runtime", f"dockyard={RUNTIME}"]
+    with open(home / "dockerd.log", "wb") as log:
+        daemon = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    if not wait_until(lambda: ping(home / "docker.sock") or daemon.poll() is not None, 30) \
+            or daemon.poll() is not None:
+        stop_dockerd(daemon)
+        tail = (home / "dockerd.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"dockerd did not answer /_ping:\n{tail}")
+    return daemon
+
+
+def stop_dockerd(daemon: subprocess.Popen[bytes]) -> None:
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+            raise AssertionError("dockerd did not stop on SIGTERM within 30s") from None
+
+
+@pytest.fixture(scope="session")
+def docker(tmp_path_factory: pytest.TempPathFactory,
+           busybox_bundle_template: Path) -> Iterator[Engine]:
+    require_root()
+    require_tools("dockerd", "containerd", "containerd-shim-runc-v2", "docker", RUNC, RUNTIME,
+                  "tar", "script")
+    home = tmp_path_factory.mktemp("docker")
+    existed = {path for path in DOCKER_HOST_PATHS if path.exists()}
+    cgroup_parent = f"/dockyard-test/docker-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "DOCKER_HOST": f"unix://{home}/docker.sock",
+           "DOCKER_CONFIG": str(home / "cli")}
+    engine = Docker([shutil.which("docker") or "docker"], env, home,
+                    {"dockyard-runc": "dockyard", "runc": "runc"})
+    daemon = start_dockerd(home, cgroup_parent)
+    try:
+        import_image(engine.cli, env, busybox_bundle_template / "rootfs")
+        yield engine
+    finally:
+        listed = engine("ps", "--all", "--quiet")
+        if listed.stdout.split():
+            engine("rm", "--force", *listed.stdout.split())
+        stop_dockerd(daemon)
+        # containerd and the shims name the exec-root on their command lines.
+        gone = wait_until(lambda: not processes_using(home), 15)
+        left = processes_using(home)
+        for line in left:
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
+        unmount_all_under(home)
+        remove_cgroups(cgroup_parent)
+        shutil.rmtree(home)
+        remove_host_paths_made_by(DOCKER_HOST_PATHS, existed)
+        assert gone, f"processes outlived dockerd: {left}"
+
+
+@pytest.fixture(params=["podman", "docker"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    return request.getfixturevalue(request.param)
+
+
+# -- both engines -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_run_prints_output(engine: Engine, runtime: str) -> None:
+    cid_file = engine.home / f"cid-{uuid.uuid4().hex[:8]}"
+    result = engine("run", "--rm", "--cidfile", str(cid_file), *engine.run_options(runtime),
+                    IMAGE, "sh", "-c", "echo hello; hostname; id -u; ulimit -n")
+    assert result.returncode == 0, result.stderr
+    container_id = cid_file.read_text().strip()
+    assert result.stdout.split() == ["hello", container_id[:12], "0", "1024"]
+    # `--rm` made the engine delete the container from the runtime too.
+    assert container_id not in runtime_ids(engine.runtime_argv(runtime))
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_run_returns_exit_status(engine: Engine, runtime: str) -> None:
+    result = engine("run", "--rm", *engine.run_options(runtime), IMAGE,
+                    "sh", "-c", "echo hi; exit 5")
+    assert (result.returncode, result.stdout) == (5, "hi\n"), result.stderr
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_detached_exec_stop_rm(engine: Engine, runtime: str) -> None:
+    name = f"dockyard-test-{uuid.uuid4().hex[:8]}"
+    started = engine("run", "-d", "--name", name, *engine.run_options(runtime), IMAGE, *SERVER)
+    assert started.returncode == 0, started.stderr
+    container_id = started.stdout.strip().splitlines()[-1]
+    try:
+        # The engine drove this very runtime: the container is in its state directory.
+        assert container_id in runtime_ids(engine.runtime_argv(runtime))
+        execed = engine("exec", name, "sh", "-c", "cat /proc/1/cmdline; exit 4")
+        assert execed.returncode == 4, execed.stderr
+        assert execed.stdout.split("\0")[:2] == ["sh", "-c"]
+        in_tty = engine.in_terminal("exec", "-t", name, "sh", "-c", "tty; exit 6")
+        assert in_tty.returncode == 6, in_tty.stdout + in_tty.stderr
+        assert "/dev/pts/" in in_tty.stdout
+        stopped = engine("stop", "--time", "10", name)
+        assert stopped.returncode == 0, stopped.stderr
+        status = engine("inspect", "--format", "{{.State.ExitCode}}", name)
+        assert status.stdout.strip() == "7", status.stderr
+        removed = engine("rm", name)
+        assert removed.returncode == 0, removed.stderr
+        assert container_id not in runtime_ids(engine.runtime_argv(runtime))
+    finally:
+        engine("rm", "--force", name)
+        remove_from_runtime(engine, runtime, container_id)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_run_with_terminal(engine: Engine, runtime: str) -> None:
+    result = engine.in_terminal("run", "--rm", "-it", *engine.run_options(runtime), IMAGE,
+                                "sh", "-c", "tty; exit 6")
+    assert result.returncode == 6, result.stdout + result.stderr
+    assert "/dev/pts/0" in result.stdout
+
+
+# -- podman only ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_podman_rm_after_network_namespace_is_gone(podman: Engine, runtime: str) -> None:
+    """podman's own networking removes a container's netns before it calls `delete`.
+
+    Joining the netns of a helper process that exits while the container runs gives the
+    same situation without touching the host's network: `delete` must still work.
+    """
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+    netns = f"/proc/{holder.pid}/ns/net"
+    assert wait_until(lambda: os.readlink(netns) != os.readlink("/proc/self/ns/net"), 5)
+    name = f"dockyard-test-{uuid.uuid4().hex[:8]}"
+    started = podman("run", "-d", "--name", name,
+                     *podman.run_options(runtime, network=f"ns:{netns}"), IMAGE, *SERVER)
+    holder.kill()
+    holder.wait()
+    assert started.returncode == 0, started.stderr
+    container_id = started.stdout.strip()
+    try:
+        removed = podman("rm", "--force", "--time", "10", name)
+        assert removed.returncode == 0, removed.stderr
+        assert container_id not in runtime_ids(podman.runtime_argv(runtime))
+    finally:
+        remove_from_runtime(podman, runtime, container_id)
