@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shlex
+import pty
+import select
 import shutil
 import signal
 import socket
@@ -28,13 +29,15 @@ from tests.conftest import require_root
 from tests.integration.conftest import RUNTIME
 
 RUNC = "/usr/sbin/runc"
+DOCKERD = "/usr/sbin/dockerd"
 RUNTIMES = {"dockyard-runc": RUNTIME, "runc": RUNC}
 IMAGE = "localhost/dockyard-busybox:test"
-# Root here lacks CAP_SYS_RESOURCE, and podman asks by default for RLIMIT_NOFILE and
-# RLIMIT_NPROC above this machine's hard limits: every runtime, runc and crun included,
-# then fails with EPERM. Limits that any machine allows; `ulimit -n` checks they are applied.
+# podman asks by default for RLIMIT_NOFILE and RLIMIT_NPROC above the hard limits of a
+# machine whose root lacks CAP_SYS_RESOURCE (this one): every runtime, runc and crun
+# included, then fails with EPERM. Both engines get limits any machine allows, and
+# `ulimit -n` checks that the runtime applied them.
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
-# Stops on SIGTERM with its own status, so that `stop` proves the signal went through.
+# Exits 7 on SIGTERM, so that `stop` proves the signal went through the runtime's `kill`.
 SERVER = ["sh", "-c", "trap 'exit 7' TERM; sleep 300 & wait"]
 
 # Made on the host by the engines whatever their options say (podman 4.3's netavark state
@@ -59,14 +62,37 @@ def run(argv: list[str], env: dict[str, str] | None = None,
                           text=True, timeout=timeout, check=False)
 
 
-def import_image(cli: list[str], env: dict[str, str] | None, rootfs: Path) -> None:
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    imported = subprocess.run([*cli, "import", "--change", 'CMD ["sh"]', "-", IMAGE],
-                              stdin=tar.stdout, env=env, capture_output=True, text=True,
-                              timeout=60, check=False)
-    assert tar.stdout is not None
-    tar.stdout.close()
-    assert tar.wait() == 0 and imported.returncode == 0, imported.stderr
+def run_in_terminal(argv: list[str], env: dict[str, str] | None = None,
+                    timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Runs argv with a pty as its stdin, stdout and stderr; returns what it printed there.
+
+    Nobody types and the pty stays open: an EOF on stdin would end `run -it` before its
+    output is through (script(1) < /dev/null does that, and loses output at random).
+    """
+    master, slave = pty.openpty()
+    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                               start_new_session=True)
+    os.close(slave)
+    output = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.05)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:   # EIO: nobody has the pty open any more
+                    chunk = b""
+                if not chunk:
+                    break
+                output += chunk
+            elif process.poll() is not None:
+                break             # exited, and all it wrote has been read
+        else:
+            process.kill()
+        status = process.wait(timeout=10)
+    finally:
+        os.close(master)
+    return subprocess.CompletedProcess(argv, status, output.decode(errors="replace"), "")
 
 
 def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
@@ -78,21 +104,24 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def mounts_under(directory: Path) -> list[str]:
-    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    return [p for p in points if p == str(directory) or p.startswith(f"{directory}/")]
+def import_image(cli: list[str], env: dict[str, str] | None, rootfs: Path) -> None:
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    assert tar.stdout is not None
+    with tar.stdout:
+        imported = subprocess.run([*cli, "import", "--change", 'CMD ["sh"]', "-", IMAGE],
+                                  stdin=tar.stdout, env=env, capture_output=True, text=True,
+                                  timeout=60, check=False)
+    assert tar.wait() == 0 and imported.returncode == 0, imported.stderr
 
 
-def unmount_all_under(directory: Path) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    mnt_detach = 2
-    for point in sorted(mounts_under(directory), key=len, reverse=True):
-        if libc.umount2(point.encode(), mnt_detach) != 0:
-            raise OSError(ctypes.get_errno(), f"umount {point}")
+def runtime_ids(argv: list[str]) -> list[str]:
+    listed = run([*argv, "list", "-q"])
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.split()
 
 
 def processes_using(directory: Path) -> list[str]:
-    """Processes whose command line names a path under directory (daemons, conmon, shims)."""
+    """Live processes whose command line names directory (daemons, conmon, shims)."""
     found = []
     for proc in Path("/proc").iterdir():
         try:
@@ -104,30 +133,50 @@ def processes_using(directory: Path) -> list[str]:
     return found
 
 
-def cgroup_dirs(relative: str) -> list[Path]:
-    """The cgroup directory named relative in every hierarchy (v1 and v2) that has it."""
-    root = Path("/sys/fs/cgroup")
-    bases = [root, *(p for p in root.iterdir() if p.is_dir())]
-    return [base / relative.strip("/") for base in bases if (base / relative.strip("/")).is_dir()]
+def mounts_under(directory: Path) -> list[str]:
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [p for p in points if p == str(directory) or p.startswith(f"{directory}/")]
+
+
+def unmount_all_under(directory: Path) -> None:
+    # umount2(2), not umount(8): util-linux would create /run/mount on the host.
+    libc = ctypes.CDLL(None, use_errno=True)
+    mnt_detach = 2
+    for point in sorted(mounts_under(directory), key=len, reverse=True):
+        if libc.umount2(point.encode(), mnt_detach) != 0:
+            raise OSError(ctypes.get_errno(), f"umount {point}")
 
 
 def remove_cgroups(relative: str) -> None:
-    for top in cgroup_dirs(relative):
-        for directory, _, _ in os.walk(top, topdown=False):
-            os.rmdir(directory)
+    """Removes the cgroup relative, and what is below it, in every hierarchy (v1 and v2)."""
+    root = Path("/sys/fs/cgroup")
+    for base in [root, *(p for p in root.iterdir() if p.is_dir())]:
+        if (base / relative.strip("/")).is_dir():
+            for directory, _, _ in os.walk(base / relative.strip("/"), topdown=False):
+                os.rmdir(directory)
 
 
-def runtime_ids(argv: list[str]) -> list[str]:
-    listed = run([*argv, "list", "-q"])
-    assert listed.returncode == 0, listed.stderr
-    return listed.stdout.split()
+def clean_up_engine(home: Path, cgroup_parent: str, host_paths: list[Path],
+                    existed: set[Path]) -> list[str]:
+    """Removes all an engine left; returns the processes that had to be killed."""
+    wait_until(lambda: not processes_using(home), 15)
+    left = processes_using(home)
+    for line in left:
+        os.kill(int(line.split(":")[0]), signal.SIGKILL)
+    unmount_all_under(home)
+    remove_cgroups(cgroup_parent)
+    shutil.rmtree(home)
+    for path in host_paths:
+        if path not in existed and path.exists():
+            shutil.rmtree(path)
+    return left
 
 
 # -- the engines ------------------------------------------------------------------------------
 
 @dataclass
 class Engine:
-    """One engine's CLI, pointed at its private daemon or storage."""
+    """One engine's CLI, pointed at its private storage (podman) or daemon (docker)."""
 
     cli: list[str]
     env: dict[str, str] | None
@@ -139,9 +188,7 @@ class Engine:
         return run([*self.cli, *args], env=self.env)
 
     def in_terminal(self, *args: str) -> subprocess.CompletedProcess[str]:
-        # script(1) gives the engine a pty as its stdin and stdout; -e passes the exit status.
-        command = shlex.join([*self.cli, *args])
-        return run(["script", "-qec", command, "/dev/null"], env=self.env)
+        return run_in_terminal([*self.cli, *args], env=self.env)
 
     def run_options(self, runtime: str, network: str = "none") -> list[str]:
         return ["--runtime", self.runtime_names[runtime], "--network", network, *ULIMITS,
@@ -164,7 +211,7 @@ class Docker(Engine):
 
 
 def remove_from_runtime(engine: Engine, runtime: str, container_id: str) -> None:
-    """After a failed test: what the engine forgot but the runtime still lists."""
+    """After a failed test: a container the engine forgot but the runtime still lists."""
     argv = engine.runtime_argv(runtime)
     if container_id in runtime_ids(argv):
         run([*argv, "delete", "--force", container_id])
@@ -173,39 +220,29 @@ def remove_from_runtime(engine: Engine, runtime: str, container_id: str) -> None
         shutil.rmtree(engine.runtime_root(runtime) / container_id)
 
 
-def remove_host_paths_made_by(paths: list[Path], existed: set[Path]) -> None:
-    for path in paths:
-        if path not in existed and path.exists():
-            shutil.rmtree(path)
-
-
 @pytest.fixture(scope="session")
 def podman(tmp_path_factory: pytest.TempPathFactory,
            busybox_bundle_template: Path) -> Iterator[Engine]:
     require_root()
-    require_tools("podman", "conmon", RUNC, RUNTIME, "tar", "script", "unshare")
+    require_tools("podman", "conmon", RUNC, RUNTIME, "tar", "unshare")
     home = tmp_path_factory.mktemp("podman")
     existed = {path for path in PODMAN_HOST_PATHS if path.exists()}
     cgroup_parent = f"/dockyard-test/podman-{uuid.uuid4().hex[:8]}"
-    cli = [shutil.which("podman") or "podman", "--root", str(home / "storage"),
-           "--runroot", str(home / "run"), "--tmpdir", str(home / "tmp"),
-           "--network-config-dir", str(home / "networks"), "--volumepath", str(home / "volumes"),
-           "--cgroup-manager", "cgroupfs", "--events-backend", "none",
-           "--storage-driver", "overlay"]
-    engine = Engine(cli, None, home, {label: path for label, path in RUNTIMES.items()},
-                    ["--cgroup-parent", cgroup_parent])
+    cli = ["podman", "--root", str(home / "storage"), "--runroot", str(home / "run"),
+           "--tmpdir", str(home / "tmp"), "--network-config-dir", str(home / "networks"),
+           "--volumepath", str(home / "volumes"), "--cgroup-manager", "cgroupfs",
+           "--events-backend", "none", "--storage-driver", "overlay"]
+    engine = Engine(cli, None, home, dict(RUNTIMES), ["--cgroup-parent", cgroup_parent])
     try:
         import_image(cli, None, busybox_bundle_template / "rootfs")
         yield engine
     finally:
         engine("rm", "--all", "--force", "--time", "0")
+        # Removes images and containers and unmounts the storage.
         reset = engine("system", "reset", "--force")
-        assert wait_until(lambda: not processes_using(home), 10), processes_using(home)
-        unmount_all_under(home)
-        remove_cgroups(cgroup_parent)
-        shutil.rmtree(home)
-        remove_host_paths_made_by(PODMAN_HOST_PATHS, existed)
+        killed = clean_up_engine(home, cgroup_parent, PODMAN_HOST_PATHS, existed)
         assert reset.returncode == 0, reset.stderr
+        assert not killed, f"processes outlived podman: {killed}"
 
 
 def ping(sock: Path) -> bool:
@@ -221,69 +258,64 @@ def ping(sock: Path) -> bool:
 
 
 def start_dockerd(home: Path, cgroup_parent: str) -> subprocess.Popen[bytes]:
-    # No --containerd: dockerd starts its own containerd, with its state under --exec-root
-    # and --data-root. No bridge, no iptables rule, no ip_forward sysctl.
-    argv = ["/usr/sbin/dockerd", "-H", f"unix://{home}/docker.sock",
-            "--data-root", str(home / "data"), "--exec-root", str(home / "exec"),
-            "--pidfile", str(home / "docker.pid"), "--storage-driver", "overlay2",
-            "--bridge", "none", "--iptables=false", "--ip6tables=false",
-            "--ip-forward=false", "--ip-masq=false", "--cgroup-parent", cgroup_parent,
-            "--exec-opt", "native.cgroupdriver=cgroupfs",
+    # No --containerd: dockerd starts its own containerd, with its socket and state under
+    # --exec-root and --data-root. No bridge, no iptables rule, no ip_forward sysctl.
+    argv = [DOCKERD, "-H", f"unix://{home}/docker.sock", "--data-root", str(home / "data"),
+            "--exec-root", str(home / "exec"), "--pidfile", str(home / "docker.pid"),
+            "--storage-driver", "overlay2", "--exec-opt", "native.cgroupdriver=cgroupfs",
+            "--cgroup-parent", cgroup_parent, "--bridge", "none", "--iptables=false",
+            "--ip6tables=false", "--ip-forward=false", "--ip-masq=false",
             "--add-runtime", f"dockyard={RUNTIME}"]
     with open(home / "dockerd.log", "wb") as log:
         daemon = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True)
-    if not wait_until(lambda: ping(home / "docker.sock") or daemon.poll() is not None, 30) \
-            or daemon.poll() is not None:
+    wait_until(lambda: daemon.poll() is not None or ping(home / "docker.sock"), 30)
+    if daemon.poll() is not None or not ping(home / "docker.sock"):
         stop_dockerd(daemon)
-        tail = (home / "dockerd.log").read_text(errors="replace")[-3000:]
-        raise AssertionError(f"dockerd did not answer /_ping:\n{tail}")
+        log_tail = (home / "dockerd.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"dockerd did not answer /_ping:\n{log_tail}")
     return daemon
 
 
 def stop_dockerd(daemon: subprocess.Popen[bytes]) -> None:
-    if daemon.poll() is None:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-            raise AssertionError("dockerd did not stop on SIGTERM within 30s") from None
+    if daemon.poll() is not None:
+        return
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        daemon.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+        raise AssertionError("dockerd did not stop within 30s of SIGTERM") from None
 
 
 @pytest.fixture(scope="session")
 def docker(tmp_path_factory: pytest.TempPathFactory,
            busybox_bundle_template: Path) -> Iterator[Engine]:
     require_root()
-    require_tools("dockerd", "containerd", "containerd-shim-runc-v2", "docker", RUNC, RUNTIME,
-                  "tar", "script")
+    require_tools(DOCKERD, "containerd", "containerd-shim-runc-v2", "docker", RUNC, RUNTIME,
+                  "tar")
     home = tmp_path_factory.mktemp("docker")
     existed = {path for path in DOCKER_HOST_PATHS if path.exists()}
     cgroup_parent = f"/dockyard-test/docker-{uuid.uuid4().hex[:8]}"
+    # The docker CLI on PATH (28.x) negotiates down to dockerd 20.10's API 1.41 by itself.
     env = {**os.environ, "DOCKER_HOST": f"unix://{home}/docker.sock",
            "DOCKER_CONFIG": str(home / "cli")}
-    engine = Docker([shutil.which("docker") or "docker"], env, home,
-                    {"dockyard-runc": "dockyard", "runc": "runc"})
-    daemon = start_dockerd(home, cgroup_parent)
+    engine = Docker(["docker"], env, home, {"dockyard-runc": "dockyard", "runc": "runc"})
+    daemon = None
     try:
+        daemon = start_dockerd(home, cgroup_parent)
         import_image(engine.cli, env, busybox_bundle_template / "rootfs")
         yield engine
     finally:
-        listed = engine("ps", "--all", "--quiet")
-        if listed.stdout.split():
-            engine("rm", "--force", *listed.stdout.split())
-        stop_dockerd(daemon)
+        if daemon is not None:
+            containers = engine("ps", "--all", "--quiet").stdout.split()
+            if containers:
+                engine("rm", "--force", *containers)
+            stop_dockerd(daemon)
         # containerd and the shims name the exec-root on their command lines.
-        gone = wait_until(lambda: not processes_using(home), 15)
-        left = processes_using(home)
-        for line in left:
-            os.kill(int(line.split(":")[0]), signal.SIGKILL)
-        unmount_all_under(home)
-        remove_cgroups(cgroup_parent)
-        shutil.rmtree(home)
-        remove_host_paths_made_by(DOCKER_HOST_PATHS, existed)
-        assert gone, f"processes outlived dockerd: {left}"
+        killed = clean_up_engine(home, cgroup_parent, DOCKER_HOST_PATHS, existed)
+        assert not killed, f"processes outlived dockerd: {killed}"
 
 
 @pytest.fixture(params=["podman", "docker"])
@@ -317,9 +349,9 @@ def test_detached_exec_stop_rm(engine: Engine, runtime: str) -> None:
     name = f"dockyard-test-{uuid.uuid4().hex[:8]}"
     started = engine("run", "-d", "--name", name, *engine.run_options(runtime), IMAGE, *SERVER)
     assert started.returncode == 0, started.stderr
-    container_id = started.stdout.strip().splitlines()[-1]
+    container_id = started.stdout.split()[-1]
     try:
-        # The engine drove this very runtime: the container is in its state directory.
+        # The engine drove this very runtime: the container is in that runtime's state.
         assert container_id in runtime_ids(engine.runtime_argv(runtime))
         execed = engine("exec", name, "sh", "-c", "cat /proc/1/cmdline; exit 4")
         assert execed.returncode == 4, execed.stderr
@@ -351,7 +383,7 @@ def test_run_with_terminal(engine: Engine, runtime: str) -> None:
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_podman_rm_after_network_namespace_is_gone(podman: Engine, runtime: str) -> None:
-    """podman's own networking removes a container's netns before it calls `delete`.
+    """podman's default (bridge) networking removes a container's netns before `delete`.
 
     Joining the netns of a helper process that exits while the container runs gives the
     same situation without touching the host's network: `delete` must still work.
@@ -365,7 +397,7 @@ def test_podman_rm_after_network_namespace_is_gone(podman: Engine, runtime: str)
     holder.kill()
     holder.wait()
     assert started.returncode == 0, started.stderr
-    container_id = started.stdout.strip()
+    container_id = started.stdout.split()[-1]
     try:
         removed = podman("rm", "--force", "--time", "10", name)
         assert removed.returncode == 0, removed.stderr

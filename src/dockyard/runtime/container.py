@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .cgroups import open_cgroup
+from .cgroups import cgroup_from_paths, open_cgroup
 from .state import OCI_VERSION, ContainerState, StateStore, is_alive
 
 TYPE_CHECKING = False
@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .cgroups import CgroupManager
+    from .config import Hook
 
 CREATING = "creating"
 CREATED = "created"
@@ -34,8 +35,18 @@ class Container:
         return self.state.id
 
     def cgroup(self) -> CgroupManager:
+        if self.state.cgroup_paths:
+            return cgroup_from_paths(self.state.cgroup_paths)
         linux = self.state.config.get("linux") or {}
         return open_cgroup(linux.get("cgroupsPath") or "", self.id)
+
+    def hooks(self, kind: str) -> list[Hook]:
+        """The config's hooks of one kind (the config is parsed only if there are some)."""
+        if not (self.state.config.get("hooks") or {}).get(kind):
+            return []
+        from .config import parse_spec
+
+        return parse_spec(self.state.config).hooks.get(kind, [])
 
     def status(self) -> str:
         if not is_alive(self.state):

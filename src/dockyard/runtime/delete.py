@@ -6,10 +6,8 @@ import os
 import sys
 import time
 
-from .config import parse_spec
 from .container import CREATED, PAUSED, STOPPED, Container
 from .errors import RuntimeFailure
-from .hooks import run_hooks
 from .linux import SIGKILL
 from .state import is_alive
 
@@ -72,8 +70,10 @@ def delete_container(container: Container, force: bool = False) -> None:
             cgroup.thaw()
         _wait_until_gone(container)
     cgroup.destroy()
-    hooks = parse_spec(container.state.config).hooks.get("poststop", [])
+    hooks = container.hooks("poststop")
     if hooks:
+        from .hooks import run_hooks
+
         try:
             run_hooks("poststop", hooks, container.oci_state(STOPPED))
         except RuntimeFailure as e:

@@ -1,11 +1,12 @@
 """Forking a process into a container's namespaces and cgroup.
 
-The runtime (P) forks an intermediate (C) as early as it can. While P moves C into the
-container's cgroup (on cgroup v1 the first migration waits for an RCU grace period,
-several milliseconds), C imports the modules the container's process needs: the two
-overlap. P then lets C go (after writing its id maps, for a new user namespace). C joins or
-creates the namespaces and forks the final process (G), so that G is inside the new PID
-namespace and cgroup; C reports G's host pid and exits. G runs the target and never returns.
+The runtime (P) forks an intermediate (C). C imports the modules the container's process
+needs (the runtime's own start-up path stays lean), moves itself into the container's
+cgroup (single-threaded, it can take the kernel's cheap path for that, see
+CgroupManager.add_self), then joins or creates the namespaces; for a new user namespace P
+writes C's id maps. C forks the final process (G), so that G is inside the new PID
+namespace and the cgroup; C reports G's host pid and exits. G runs the target and never
+returns.
 
 Messages travel over one Channel; the child's ends are close-on-exec, so P sees
 end-of-file once G has exec'd.
@@ -39,7 +40,7 @@ class SpawnPlan:
         self.uid_mappings = uid_mappings or []
         self.gid_mappings = gid_mappings or []
         self.cgroup = cgroup
-        # Work for the runtime to do while the cgroup migration waits in the kernel.
+        # Work for the runtime to do while C prepares (e.g. becoming a subreaper).
         self.meanwhile = meanwhile
 
 
@@ -50,8 +51,8 @@ class Spawned:
 
 
 def spawn(plan: SpawnPlan, load_target: Callable[[], Callable[[Channel], None]]) -> Spawned:
-    """`load_target` runs in C, in parallel with the cgroup migration: it should do the
-    imports and preparation G needs, and return what G runs."""
+    """`load_target` runs in C: it does the imports and preparation G needs, and returns
+    what G runs."""
     parent, child = Channel.pair()
     intermediate = os.fork()
     if intermediate == 0:
@@ -59,7 +60,9 @@ def spawn(plan: SpawnPlan, load_target: Callable[[], Callable[[Channel], None]])
         _run_child(child, lambda: _intermediate(plan, child, load_target))
     child.close()
     try:
-        _migrate_while(plan, intermediate)
+        if plan.meanwhile is not None:
+            plan.meanwhile()
+        # Only now may C go on to fork G and exit: G must find us a subreaper by then.
         parent.send_or_collect_error("go")
         if "user" in plan.create:
             parent.expect("userns")
@@ -76,45 +79,14 @@ def spawn(plan: SpawnPlan, load_target: Callable[[], Callable[[Channel], None]])
     return Spawned(pid, parent)
 
 
-def _migrate_while(plan: SpawnPlan, pid: int) -> None:
-    """Moves pid into the cgroup on a thread (the write sleeps in the kernel) while this
-    thread runs plan.meanwhile. _thread, not threading: see channel.py on start-up cost."""
-    if plan.cgroup is None or plan.meanwhile is None:
-        if plan.cgroup is not None:
-            plan.cgroup.add_process(pid)
-        if plan.meanwhile is not None:
-            plan.meanwhile()
-        return
-    import _thread
-
-    cgroup = plan.cgroup
-    done = _thread.allocate_lock()
-    done.acquire()
-    failure: list[BaseException] = []
-
-    def migrate() -> None:
-        try:
-            cgroup.add_process(pid)
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread
-            failure.append(e)
-        finally:
-            done.release()
-
-    _thread.start_new_thread(migrate, ())
-    try:
-        plan.meanwhile()
-    finally:
-        done.acquire()
-    if failure:
-        raise failure[0]
-
-
 def _intermediate(plan: SpawnPlan, channel: Channel,
                   load_target: Callable[[], Callable[[Channel], None]]) -> None:
     target = load_target()
     from .syscalls import LinuxSyscall
 
     sys = LinuxSyscall()
+    if plan.cgroup is not None:
+        plan.cgroup.add_self()
     channel.expect("go")
     # Open every namespace before entering any: after the mount namespace changes, the
     # paths may no longer resolve.

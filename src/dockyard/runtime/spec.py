@@ -7,7 +7,10 @@ import os
 from typing import Any
 
 from .errors import RuntimeFailure
-from .state import OCI_VERSION
+
+# The version the default config is written for: 1.0.2 uses nothing newer, and older
+# runtimes (crun 1.8 refuses "1.2.0") accept the bundle too.
+CONFIG_VERSION = "1.0.2"
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 _MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -18,7 +21,7 @@ _READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-tri
 
 def default_spec(rootless: bool = False) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "ociVersion": OCI_VERSION,
+        "ociVersion": CONFIG_VERSION,
         "process": {
             "terminal": True,
             "user": {"uid": 0, "gid": 0},

@@ -6,10 +6,8 @@ import os
 import select
 import sys
 
-from .config import parse_spec
 from .container import CREATED, PAUSED, RUNNING, STOPPED, Container
 from .errors import RuntimeFailure
-from .hooks import run_hooks
 from .state import is_alive
 
 _POLL_SECONDS = 0.1
@@ -38,8 +36,10 @@ def start_container(container: Container) -> None:
     finally:
         os.close(fd)
     os.unlink(fifo_path)
-    hooks = parse_spec(container.state.config).hooks.get("poststart", [])
+    hooks = container.hooks("poststart")
     if hooks:
+        from .hooks import run_hooks
+
         try:
             run_hooks("poststart", hooks, container.oci_state(RUNNING))
         except RuntimeFailure as e:

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
         def add_process(self, pid: int) -> None:
             """Moves pid (and, on v1, into every hierarchy) into the container's cgroup."""
 
+        def add_self(self) -> None:
+            """Moves the calling process, which must be single-threaded, into the cgroup;
+            on v1 this avoids the cost of add_process."""
+
         def apply_resources(self, resources: dict[str, Any]) -> None:
             """Writes OCI linux.resources (memory, cpu, pids, blockIO, devices, ...)."""
 
@@ -54,15 +58,17 @@ if TYPE_CHECKING:
 
 
 def start_migration_warmup(root: str = CGROUP_ROOT) -> None:
-    """Starts, on a thread, a no-op move of this process into its own cgroup.
+    """On cgroup v2, starts on a thread a no-op move of this process into its own cgroup.
 
-    Any move into a cgroup takes a global lock whose first writer waits for an RCU grace
-    period (several ms; writers close behind it don't wait). Starting one now, while the
-    runtime still parses and prepares, lets the real move of the container's process
-    (spawn.py) share that wait instead of beginning its own.
+    A move of a process into a v2 cgroup takes a global lock whose first writer waits for
+    an RCU grace period (several ms; writers close behind it don't wait). Starting one now,
+    while the runtime still parses and prepares, lets the real move of the container's
+    process share that wait. (On v1, add_self avoids the lock altogether.)
     """
-    from ._common import own_procs_file
+    from ._common import is_cgroup2_mount, own_procs_file
 
+    if not is_cgroup2_mount(root):
+        return
     path = own_procs_file(root)
     if path is None:
         return
@@ -79,6 +85,17 @@ def start_migration_warmup(root: str = CGROUP_ROOT) -> None:
             pass  # only a head start: nothing depends on it
 
     _thread.start_new_thread(move_self, ())
+
+
+def cgroup_from_paths(paths: dict[str, str], root: str = CGROUP_ROOT) -> CgroupManager:
+    """The manager for the directories a manager's paths() gave (saved in the state)."""
+    if set(paths) == {""}:
+        from .v2 import CgroupV2
+
+        return CgroupV2.from_paths(paths, root)
+    from .v1 import CgroupV1
+
+    return CgroupV1.from_paths(paths, root)
 
 
 def open_cgroup(cgroups_path: str, container_id: str, root: str = CGROUP_ROOT) -> CgroupManager:
