@@ -388,14 +388,16 @@ def test_podman_rm_after_network_namespace_is_gone(podman: Engine, runtime: str)
     Joining the netns of a helper process that exits while the container runs gives the
     same situation without touching the host's network: `delete` must still work.
     """
-    holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
-    netns = f"/proc/{holder.pid}/ns/net"
-    assert wait_until(lambda: os.readlink(netns) != os.readlink("/proc/self/ns/net"), 5)
     name = f"dockyard-test-{uuid.uuid4().hex[:8]}"
-    started = podman("run", "-d", "--name", name,
-                     *podman.run_options(runtime, network=f"ns:{netns}"), IMAGE, *SERVER)
-    holder.kill()
-    holder.wait()
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+    try:
+        netns = f"/proc/{holder.pid}/ns/net"
+        assert wait_until(lambda: os.readlink(netns) != os.readlink("/proc/self/ns/net"), 5)
+        started = podman("run", "-d", "--name", name,
+                         *podman.run_options(runtime, network=f"ns:{netns}"), IMAGE, *SERVER)
+    finally:
+        holder.kill()
+        holder.wait()
     assert started.returncode == 0, started.stderr
     container_id = started.stdout.split()[-1]
     try:

@@ -279,3 +279,28 @@ def test_fifo_is_private(oci: OCI) -> None:
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     oci("start", container_id, check=True)
     assert not fifo.exists()
+
+
+def test_delete_after_joined_namespace_is_gone(oci: OCI, tmp_path: Path) -> None:
+    """podman removes a container's network namespace before `delete`: the saved config
+    then names a path that no longer exists, and delete must still work (hooks included)."""
+    import subprocess
+
+    netns = f"dyt-{oci.prefix}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        marker = tmp_path / "poststop-ran"
+        config = oci.config(["sleep", "30"])
+        config["linux"]["namespaces"] = [
+            ns for ns in config["linux"]["namespaces"] if ns["type"] != "network"
+        ] + [{"type": "network", "path": f"/run/netns/{netns}"}]
+        config["hooks"] = {"poststop": [{"path": "/bin/sh",
+                                         "args": ["sh", "-c", f"touch {marker}"]}]}
+        container_id = oci.new_id()
+        bundle = oci.bundle(config, container_id)
+        oci("run", "--detach", "--bundle", str(bundle), container_id, check=True)
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], check=True)
+    oci("delete", "--force", container_id, check=True)
+    assert marker.exists()
+    assert oci("state", container_id).returncode == 1

@@ -314,13 +314,7 @@ def parse_spec(doc: Any) -> Spec:
         fail("root.path", "is required")
     process_doc = get_obj(doc, "process", "")
     linux_doc = get_obj(doc, "linux", "") or {}
-    hooks_doc = get_obj(doc, "hooks", "") or {}
-    hooks: dict[str, list[Hook]] = {}
-    for name in hooks_doc:
-        if name not in HOOK_NAMES:
-            fail(f"hooks.{name}", f"unknown hook (known: {', '.join(HOOK_NAMES)})")
-        hooks[name] = [_hook(entry, f"hooks.{name}[{i}]")
-                       for i, entry in enumerate(get_list(hooks_doc, name, "hooks"))]
+    hooks = parse_hooks(doc)
     hostname = get_str(doc, "hostname", "", "")
     spec = Spec(
         oci_version=oci_version,
@@ -341,6 +335,19 @@ def parse_spec(doc: Any) -> Spec:
     if spec.linux.uid_mappings and spec.linux.namespace("user") is None:
         fail("linux.uidMappings", "id mappings need a user namespace")
     return spec
+
+
+def parse_hooks(doc: dict[str, Any]) -> dict[str, list[Hook]]:
+    """Only the hooks of a config (delete runs poststop hooks even when other parts of the
+    saved config, such as a namespace path, are no longer valid)."""
+    hooks_doc = get_obj(doc, "hooks", "") or {}
+    hooks: dict[str, list[Hook]] = {}
+    for name in hooks_doc:
+        if name not in HOOK_NAMES:
+            fail(f"hooks.{name}", f"unknown hook (known: {', '.join(HOOK_NAMES)})")
+        hooks[name] = [_hook(entry, f"hooks.{name}[{i}]")
+                       for i, entry in enumerate(get_list(hooks_doc, name, "hooks"))]
+    return hooks
 
 
 def parse_process(doc: Any, path: str = "process") -> Process:

@@ -44,9 +44,9 @@ class Container:
         """The config's hooks of one kind (the config is parsed only if there are some)."""
         if not (self.state.config.get("hooks") or {}).get(kind):
             return []
-        from .config import parse_spec
+        from .config import parse_hooks
 
-        return parse_spec(self.state.config).hooks.get(kind, [])
+        return parse_hooks(self.state.config).get(kind, [])
 
     def status(self) -> str:
         if not is_alive(self.state):
