@@ -7,8 +7,9 @@ implementation, without root.
 
 from __future__ import annotations
 
-import ctypes
 import os
+
+from . import _ffi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,15 +24,15 @@ _SYSCALL_NUMBERS = {
 _KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _CapHeader(_ffi.Structure):
+    _fields_ = [("version", _ffi.c_uint32), ("pid", _ffi.c_int)]
 
 
-class _CapData(ctypes.Structure):
+class _CapData(_ffi.Structure):
     _fields_ = [
-        ("effective", ctypes.c_uint32),
-        ("permitted", ctypes.c_uint32),
-        ("inheritable", ctypes.c_uint32),
+        ("effective", _ffi.c_uint32),
+        ("permitted", _ffi.c_uint32),
+        ("inheritable", _ffi.c_uint32),
     ]
 
 
@@ -59,15 +60,15 @@ class SyscallError(OSError):
 
 
 class LinuxSyscall:
-    """The real implementation, through libc with ctypes."""
+    """The real implementation, through libc (see _ffi.py)."""
 
     def __init__(self) -> None:
-        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._libc = _ffi.libc()
         self._numbers = _SYSCALL_NUMBERS.get(os.uname().machine, {})
 
     def _check(self, result: int, what: str, arg: str = "") -> int:
         if result < 0:
-            errno = ctypes.get_errno()
+            errno = _ffi.get_errno()
             raise SyscallError(errno, f"{what}: {os.strerror(errno)}", arg or None)
         return result
 
@@ -75,7 +76,7 @@ class LinuxSyscall:
               data: str | None = None) -> None:
         enc = _encode
         self._check(
-            self._libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags),
+            self._libc.mount(enc(source), enc(target), enc(fstype), _ffi.c_ulong(flags),
                              enc(data)),
             f"mount {source or fstype or ''} to {target}", target)
 
@@ -105,7 +106,7 @@ class LinuxSyscall:
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0,
               arg5: int = 0) -> int:
-        ul = ctypes.c_ulong
+        ul = _ffi.c_ulong
         return self._check(self._libc.prctl(option, ul(arg2), ul(arg3), ul(arg4), ul(arg5)),
                            f"prctl({option})")
 
@@ -117,12 +118,12 @@ class LinuxSyscall:
             data[i].effective = (effective >> shift) & 0xFFFFFFFF
             data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
             data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-        self._check(self._libc.capset(ctypes.byref(header), data), "capset")
+        self._check(self._libc.capset(_ffi.byref(header), data), "capset")
 
     def capget(self, pid: int = 0) -> tuple[int, int, int]:
         header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
         data = (_CapData * 2)()
-        self._check(self._libc.capget(ctypes.byref(header), data), "capget")
+        self._check(self._libc.capget(_ffi.byref(header), data), "capget")
         return (
             data[0].effective | data[1].effective << 32,
             data[0].permitted | data[1].permitted << 32,
@@ -136,7 +137,7 @@ class LinuxSyscall:
         result = self._libc.syscall(number, _KEYCTL_JOIN_SESSION_KEYRING, _encode(name))
         # Kernels without keyrings (ENOSYS) or a denying seccomp policy leave the
         # container with the caller's keyring, as runc does.
-        if result < 0 and ctypes.get_errno() not in (38, 1, 13):
+        if result < 0 and _ffi.get_errno() not in (38, 1, 13):
             self._check(result, "keyctl join session keyring")
 
 
