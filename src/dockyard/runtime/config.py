@@ -565,6 +565,11 @@ def _check_resources(doc: dict[str, Any]) -> None:
         get_int(rule, "minor", where)
 
 
+def parse_seccomp(doc: dict[str, Any]) -> Seccomp:
+    """linux.seccomp on its own (exec applies the container's filter to a new process)."""
+    return _seccomp(doc)
+
+
 def _seccomp(doc: dict[str, Any]) -> Seccomp:
     where = "linux.seccomp"
     default = get_str(doc, "defaultAction", where, "")

@@ -14,7 +14,7 @@ from .config import load_bundle_config
 from .container import CREATING, Container
 from .errors import RuntimeFailure
 from .linux import NAMESPACE_PROC_NAMES, SIGKILL
-from .spawn import SpawnPlan, spawn
+from .spawn import SpawnPlan, start_intermediate
 from .state import ContainerState, StateStore, now_rfc3339, process_start_time
 
 TYPE_CHECKING = False
@@ -46,16 +46,14 @@ class CreateOptions:
 
 def create_container(store: StateStore, container_id: str, opts: CreateOptions) -> Container:
     bundle = os.path.abspath(opts.bundle)
-    spec = load_bundle_config(bundle)
-    _check_spec_for_create(spec)
-    assert spec.process is not None
-    if spec.process.terminal and opts.console_socket is None and opts.console_fd is None:
-        raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
-                             "console socket")
-    if not spec.process.terminal and opts.console_socket:
-        raise RuntimeFailure("cannot use console socket if runc will not detach or "
-                             "allocate tty")
-    store.reserve(container_id)
+    # First thing: the child that becomes the container imports its side meanwhile.
+    intermediate = start_intermediate(_load_init)
+    try:
+        spec = _checked_spec(bundle, opts)
+        store.reserve(container_id)
+    except BaseException:
+        intermediate.abandon()
+        raise
     cgroup: CgroupManager | None = None
     init_pid = 0
     try:
@@ -65,18 +63,20 @@ def create_container(store: StateStore, container_id: str, opts: CreateOptions) 
         cgroup = open_cgroup(spec.linux.cgroups_path, container_id)
         cgroup.create()
         cgroup.apply_resources(effective_resources(spec))
-        console = opts.console_fd or (_connect(opts.console_socket)
-                                      if opts.console_socket else None)
         plan = SpawnPlan(
             create=[ns.type for ns in spec.linux.namespaces if not ns.path],
             join=[(ns.type, ns.path) for ns in spec.linux.namespaces if ns.path],
             uid_mappings=spec.linux.uid_mappings, gid_mappings=spec.linux.gid_mappings,
             cgroup=cgroup, meanwhile=opts.meanwhile)
-        spawned = spawn(plan, _init_loader(spec, bundle, opts, cgroup, fifo, console,
-                                           container_id))
+        payload = {
+            "config": spec.raw, "root_path": spec.root_path, "bundle": bundle, "fifo": fifo,
+            "id": container_id, "cgroup": cgroup.paths(), "no_pivot": opts.no_pivot,
+            "no_new_keyring": opts.no_new_keyring, "preserve_fds": opts.preserve_fds,
+            "console_socket": opts.console_socket,
+            "console_fd": opts.console_fd.fileno() if opts.console_fd is not None else None,
+        }
+        spawned = intermediate.launch(plan, payload)
         init_pid = spawned.pid
-        if console is not None and console is not opts.console_fd:
-            console.close()
         state = ContainerState(
             id=container_id, pid=init_pid, bundle=bundle, rootfs=spec.root_path,
             created=now_rfc3339(), owner="", init_start_time=process_start_time(init_pid) or 0,
@@ -91,6 +91,7 @@ def create_container(store: StateStore, container_id: str, opts: CreateOptions) 
             write_pid_file(opts.pid_file, init_pid)
         return container
     except BaseException as error:
+        intermediate.abandon()
         _undo_create(store, container_id, init_pid, cgroup)
         if isinstance(error, ChildFailed):
             raise RuntimeFailure(f"unable to start container process: {error}") from None
@@ -99,16 +100,23 @@ def create_container(store: StateStore, container_id: str, opts: CreateOptions) 
         raise
 
 
-def _init_loader(spec: Spec, bundle: str, opts: CreateOptions, cgroup: CgroupManager,
-                 fifo: str, console: socket.socket | None,
-                 container_id: str) -> Callable[[], Callable[[Channel], None]]:
-    def load() -> Callable[[Channel], None]:
-        from .init import ContainerInit
+def _checked_spec(bundle: str, opts: CreateOptions) -> Spec:
+    spec = load_bundle_config(bundle)
+    _check_spec_for_create(spec)
+    assert spec.process is not None
+    if spec.process.terminal and opts.console_socket is None and opts.console_fd is None:
+        raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
+                             "console socket")
+    if not spec.process.terminal and opts.console_socket:
+        raise RuntimeFailure("cannot use console socket if runc will not detach or "
+                             "allocate tty")
+    return spec
 
-        return ContainerInit(spec, bundle, cgroup, fifo, console, container_id, opts.no_pivot,
-                             opts.no_new_keyring, opts.preserve_fds).run
 
-    return load
+def _load_init() -> Callable[[dict[str, Any]], Callable[[Channel], None]]:
+    from .init import make_init
+
+    return make_init
 
 
 # What runc allows whatever the config's device rules say: mknod of anything (it is the
@@ -187,18 +195,6 @@ def _undo_create(store: StateStore, container_id: str, init_pid: int,
         except Exception:  # noqa: BLE001 - the original error is the one to report
             pass
     store.remove(container_id)
-
-
-def _connect(path: str) -> socket.socket:
-    import socket
-
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except OSError as e:
-        sock.close()
-        raise RuntimeFailure(f"connecting to console socket {path}: {e.strerror}") from None
-    return sock
 
 
 def write_pid_file(path: str, pid: int) -> None:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import copy
 
-from .config import ConfigError, Process, parse_process, parse_spec
+from .config import ConfigError, parse_process
 from .container import CREATED, PAUSED, RUNNING, Container
 from .create import write_pid_file
 from .errors import RuntimeFailure
 from .jsonio import JSONError, loads
-from .spawn import SpawnPlan, spawn
+from .spawn import SpawnPlan, start_intermediate
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
     from collections.abc import Callable
+    from typing import Any
 
     from .channel import Channel
 
@@ -43,13 +44,25 @@ class ExecOptions:
         self.meanwhile: Callable[[], None] | None = None
 
 
-def build_process(container: Container, opts: ExecOptions) -> Process:
+def build_process(container: Container, opts: ExecOptions) -> dict[str, Any]:
+    """The process document (validated) for --process or for args and flags over the
+    container's own process."""
     if opts.process_file:
         try:
             with open(opts.process_file, "rb") as f:
-                return parse_process(loads(f.read()), "process")
+                base = loads(f.read())
         except (OSError, JSONError) as e:
             raise RuntimeFailure(f"reading --process {opts.process_file}: {e}") from None
+    else:
+        base = _process_from_flags(container, opts)
+    try:
+        parse_process(base, "process")
+    except ConfigError as e:
+        raise RuntimeFailure(str(e)) from None
+    return base
+
+
+def _process_from_flags(container: Container, opts: ExecOptions) -> dict[str, Any]:
     if not opts.args:
         raise RuntimeFailure("exec: no command given (args or --process)")
     base = copy.deepcopy(container.state.config.get("process") or {})
@@ -72,42 +85,18 @@ def build_process(container: Container, opts: ExecOptions) -> Process:
             caps[kind] = list(dict.fromkeys([*(caps.get(kind) or []), *opts.caps]))
     if opts.no_new_privs:
         base["noNewPrivileges"] = True
-    try:
-        return parse_process(base, "process")
-    except ConfigError as e:
-        raise RuntimeFailure(str(e)) from None
+    return base
 
 
 def exec_in_container(container: Container, opts: ExecOptions) -> int:
     """Starts the process; returns its host pid once it has exec'd."""
-    status = container.status()
-    if status == PAUSED and not opts.ignore_paused:
-        raise RuntimeFailure("cannot exec in a paused container (use --ignore-paused to "
-                             "override)")
-    if status not in (CREATED, RUNNING, PAUSED):
-        raise RuntimeFailure("cannot exec in a stopped container")
-    process = build_process(container, opts)
-    if process.terminal and opts.console_socket is None and opts.console_fd is None:
-        raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
-                             "console socket")
-    spec = parse_spec(container.state.config)
-    console = opts.console_fd
-    if console is None and opts.console_socket and process.terminal:
-        import socket
-
-        console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        console.connect(opts.console_socket)
-    plan = SpawnPlan(join=list(container.state.namespace_paths.items()),
-                     cgroup=container.cgroup(), meanwhile=opts.meanwhile)
-
-    def load_target() -> Callable[[Channel], None]:
-        from .exec_target import ExecTarget
-
-        return ExecTarget(process, spec.linux.seccomp, console, opts.preserve_fds).run
-
-    spawned = spawn(plan, load_target)
-    if console is not None and console is not opts.console_fd:
-        console.close()
+    intermediate = start_intermediate(_load_exec_target)
+    try:
+        plan, payload = _exec_plan(container, opts)
+    except BaseException:
+        intermediate.abandon()
+        raise
+    spawned = intermediate.launch(plan, payload)
     # The process's end of the channel is close-on-exec: end-of-file means it exec'd.
     message = spawned.channel.receive()
     spawned.channel.close()
@@ -117,3 +106,33 @@ def exec_in_container(container: Container, opts: ExecOptions) -> int:
     if opts.pid_file:
         write_pid_file(opts.pid_file, spawned.pid)
     return spawned.pid
+
+
+def _exec_plan(container: Container, opts: ExecOptions) -> tuple[SpawnPlan, dict[str, Any]]:
+    status = container.status()
+    if status == PAUSED and not opts.ignore_paused:
+        raise RuntimeFailure("cannot exec in a paused container (use --ignore-paused to "
+                             "override)")
+    if status not in (CREATED, RUNNING, PAUSED):
+        raise RuntimeFailure("cannot exec in a stopped container")
+    process = build_process(container, opts)
+    terminal = bool(process.get("terminal"))
+    if terminal and opts.console_socket is None and opts.console_fd is None:
+        raise RuntimeFailure("cannot allocate tty if runc will detach without setting "
+                             "console socket")
+    linux = container.state.config.get("linux") or {}
+    plan = SpawnPlan(join=list(container.state.namespace_paths.items()),
+                     cgroup=container.cgroup(), meanwhile=opts.meanwhile)
+    payload = {
+        "process": process, "seccomp": linux.get("seccomp"),
+        "preserve_fds": opts.preserve_fds,
+        "console_socket": opts.console_socket if terminal else None,
+        "console_fd": opts.console_fd.fileno() if opts.console_fd is not None else None,
+    }
+    return plan, payload
+
+
+def _load_exec_target() -> Callable[[dict[str, Any]], Callable[[Channel], None]]:
+    from .exec_target import make_exec_target
+
+    return make_exec_target

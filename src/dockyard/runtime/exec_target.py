@@ -19,9 +19,29 @@ from .syscalls import LinuxSyscall
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable
+    from typing import Any
 
     from .channel import Channel
     from .config import Process, Seccomp
+
+
+def make_exec_target(payload: dict[str, Any]) -> Callable[[Channel], None]:
+    """Rebuilds, in the intermediate process, what the runtime decided (exec.py)."""
+    from .config import parse_process, parse_seccomp
+
+    console = None
+    if payload["console_fd"] is not None:
+        import socket
+
+        console = socket.socket(fileno=payload["console_fd"])
+    elif payload["console_socket"]:
+        from .init import connect_console
+
+        console = connect_console(payload["console_socket"])
+    seccomp = parse_seccomp(payload["seccomp"]) if payload["seccomp"] else None
+    return ExecTarget(parse_process(payload["process"]), seccomp, console,
+                      payload["preserve_fds"]).run
 
 
 class ExecTarget:

@@ -31,6 +31,8 @@ from .syscalls import LinuxSyscall
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable
+    from typing import Any
 
     from .cgroups import CgroupManager
     from .channel import Channel
@@ -40,6 +42,37 @@ if TYPE_CHECKING:
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
+
+
+def make_init(payload: dict[str, Any]) -> Callable[[Channel], None]:
+    """Rebuilds, in the intermediate process, what the runtime decided (create.py)."""
+    from .cgroups import cgroup_from_paths
+    from .config import parse_spec
+
+    spec = parse_spec(payload["config"])
+    spec.root_path = payload["root_path"]
+    console = None
+    if payload["console_fd"] is not None:
+        import socket
+
+        console = socket.socket(fileno=payload["console_fd"])
+    elif payload["console_socket"]:
+        console = connect_console(payload["console_socket"])
+    return ContainerInit(spec, payload["bundle"], cgroup_from_paths(payload["cgroup"]),
+                         payload["fifo"], console, payload["id"], payload["no_pivot"],
+                         payload["no_new_keyring"], payload["preserve_fds"]).run
+
+
+def connect_console(path: str) -> socket.socket:
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise RuntimeFailure(f"connecting to console socket {path}: {e.strerror}") from None
+    return sock
 
 
 class ContainerInit:

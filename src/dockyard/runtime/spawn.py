@@ -1,12 +1,12 @@
 """Forking a process into a container's namespaces and cgroup.
 
-The runtime (P) forks an intermediate (C). C imports the modules the container's process
-needs (the runtime's own start-up path stays lean), moves itself into the container's
-cgroup (single-threaded, it can take the kernel's cheap path for that, see
-CgroupManager.add_self), then joins or creates the namespaces; for a new user namespace P
-writes C's id maps. C forks the final process (G), so that G is inside the new PID
-namespace and the cgroup; C reports G's host pid and exits. G runs the target and never
-returns.
+The runtime (P) forks an intermediate (C) first thing (`start_intermediate`): C imports
+the modules the container's process needs while P reads and checks the config. P then
+launches it with the plan and a JSON payload; C moves itself into the container's cgroup
+(single-threaded, it takes the kernel's cheap path for that, see CgroupManager.add_self),
+joins or creates the namespaces (for a new user namespace P writes C's id maps), and forks
+the final process (G), inside the new PID namespace and the cgroup; C reports G's host pid
+and exits. G runs the target and never returns.
 
 Messages travel over one Channel; the child's ends are close-on-exec, so P sees
 end-of-file once G has exec'd.
@@ -23,7 +23,7 @@ from .linux import CLONE_NEWUSER, NAMESPACE_FLAGS, NAMESPACE_PROC_NAMES
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
     from .cgroups import CgroupManager
     from .config import IdMapping
@@ -50,58 +50,84 @@ class Spawned:
         self.channel = channel
 
 
-def spawn(plan: SpawnPlan, load_target: Callable[[], Callable[[Channel], None]]) -> Spawned:
-    """`load_target` runs in C: it does the imports and preparation G needs, and returns
-    what G runs."""
+class Intermediate:
+    """C, forked early: it imports the container side while P parses and prepares."""
+
+    def __init__(self, pid: int, channel: Channel) -> None:
+        self.pid = pid
+        self.channel = channel
+
+    def launch(self, plan: SpawnPlan, payload: dict[str, Any]) -> Spawned:
+        try:
+            if plan.meanwhile is not None:
+                plan.meanwhile()
+            # Sent only now: C may fork G and exit once it has this, and G must find us a
+            # subreaper by then.
+            self.channel.send_or_collect_error(
+                "plan", create=plan.create, join=plan.join, payload=payload,
+                cgroup=plan.cgroup.paths() if plan.cgroup is not None else None)
+            if "user" in plan.create:
+                self.channel.expect("userns")
+                _write_id_maps(self.pid, plan)
+                self.channel.send_or_collect_error("mapped")
+            pid = self.channel.expect("pid")["pid"]
+            _reap(self.pid)
+            # G waits for this, so that nothing it says can overtake C's "pid".
+            self.channel.send_or_collect_error("continue")
+        except BaseException:
+            self.abandon()
+            raise
+        return Spawned(pid, self.channel)
+
+    def abandon(self) -> None:
+        """C reads end-of-file and exits; nothing of it stays."""
+        self.channel.close()
+        _reap(self.pid)
+
+
+def start_intermediate(load: Callable[[], Callable[[dict[str, Any]],
+                                                   Callable[[Channel], None]]]) -> Intermediate:
     parent, child = Channel.pair()
-    intermediate = os.fork()
-    if intermediate == 0:
+    pid = os.fork()
+    if pid == 0:
         parent.close()
-        _run_child(child, lambda: _intermediate(plan, child, load_target))
+        _run_child(child, lambda: _intermediate(child, load))
     child.close()
-    try:
-        if plan.meanwhile is not None:
-            plan.meanwhile()
-        # Only now may C go on to fork G and exit: G must find us a subreaper by then.
-        parent.send_or_collect_error("go")
-        if "user" in plan.create:
-            parent.expect("userns")
-            _write_id_maps(intermediate, plan)
-            parent.send_or_collect_error("mapped")
-        pid = parent.expect("pid")["pid"]
-        _reap(intermediate)
-        # G waits for this, so that nothing it says can overtake C's "pid".
-        parent.send_or_collect_error("continue")
-    except BaseException:
-        _reap(intermediate)
-        parent.close()
-        raise
-    return Spawned(pid, parent)
+    return Intermediate(pid, parent)
 
 
-def _intermediate(plan: SpawnPlan, channel: Channel,
-                  load_target: Callable[[], Callable[[Channel], None]]) -> None:
-    target = load_target()
+def _intermediate(channel: Channel,
+                  load: Callable[[], Callable[[dict[str, Any]], Callable[[Channel], None]]]
+                  ) -> None:
+    make_target = load()
     from .syscalls import LinuxSyscall
 
     sys = LinuxSyscall()
-    if plan.cgroup is not None:
-        plan.cgroup.add_self()
-    channel.expect("go")
+    plan = channel.receive()
+    if plan is None:
+        os._exit(0)  # abandoned: the runtime gave up before launching
+    if plan["type"] != "plan":
+        raise RuntimeFailure(f"unexpected message {plan['type']!r}")
+    target = make_target(plan["payload"])
+    if plan["cgroup"] is not None:
+        from .cgroups import cgroup_from_paths
+
+        cgroup_from_paths(plan["cgroup"]).add_self()
+    create = plan["create"]
     # Open every namespace before entering any: after the mount namespace changes, the
     # paths may no longer resolve.
-    joins = [(kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC)) for kind, path in plan.join
+    joins = [(kind, os.open(path, os.O_RDONLY | os.O_CLOEXEC)) for kind, path in plan["join"]
              if not _same_namespace(kind, path)]
     joins.sort(key=lambda item: (item[0] != "user", item[0] == "mount"))
     for kind, fd in joins:
         if kind == "user":
             sys.setns(fd, NAMESPACE_FLAGS[kind])
             os.close(fd)
-    if "user" in plan.create:
+    if "user" in create:
         sys.unshare(CLONE_NEWUSER)
         channel.send("userns")
         channel.expect("mapped")
-    if "user" in plan.create or any(kind == "user" for kind, _ in joins):
+    if "user" in create or any(kind == "user" for kind, _ in joins):
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
     for kind, fd in joins:
@@ -112,7 +138,7 @@ def _intermediate(plan: SpawnPlan, channel: Channel,
                 raise RuntimeFailure(f"joining {kind} namespace: {e.strerror}") from None
             os.close(fd)
     flags = 0
-    for kind in plan.create:
+    for kind in create:
         if kind != "user":
             flags |= NAMESPACE_FLAGS[kind]
     if flags:
