@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from ..atomicfile import write_atomic
 from .cgroups import open_cgroup
 from .channel import ChannelClosed, ChildFailed
 from .config import load_bundle_config
@@ -198,7 +199,4 @@ def _undo_create(store: StateStore, container_id: str, init_pid: int,
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    write_atomic(path, str(pid))

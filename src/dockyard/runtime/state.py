@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 
+from ..atomicfile import write_atomic
 from .errors import ContainerNotFound, RuntimeFailure
 from .jsonio import dumps, loads
 
@@ -80,13 +81,9 @@ class StateStore:
         return path
 
     def save(self, state: ContainerState) -> None:
-        path = os.path.join(self.dir_of(state.id), STATE_FILE)
-        tmp = f"{path}.tmp"
-        # Atomic by rename; no fsync: like runc's, this state lives on tmpfs (/run) and
-        # means nothing after a reboot.
-        with open(tmp, "w") as f:
-            f.write(dumps(state.to_dict()))
-        os.rename(tmp, path)
+        # Not durable: like runc's, this state lives on tmpfs (/run) and means nothing
+        # after a reboot.
+        write_atomic(os.path.join(self.dir_of(state.id), STATE_FILE), dumps(state.to_dict()))
 
     def load(self, container_id: str) -> ContainerState:
         validate_id(container_id)
