@@ -1,0 +1,166 @@
+"""`dockyardd` (also `dockyard daemon`): flags and daemon.json as dockerd reads them where
+they apply, a pid file, the API server on its sockets, and a clean stop on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..atomicfile import write_atomic
+from ..engine.options import EngineOptions
+
+DEFAULT_HOST = "unix:///run/dockyard.sock"
+DEFAULT_DATA_ROOT = "/var/lib/dockyard"
+DEFAULT_EXEC_ROOT = "/run/dockyard"
+DEFAULT_CONFIG = "/etc/dockyard/daemon.json"
+# Blocking engine calls (wait, logs -f, attach set-up) each hold a worker thread.
+_WORKERS = 128
+
+log = logging.getLogger("dockyard.daemon")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="dockyardd", description="The Dockyard daemon.")
+    parser.add_argument("-H", "--host", action="append", default=[],
+                        help="unix:///path or tcp://127.0.0.1:PORT (repeatable)")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--exec-root", default=None)
+    parser.add_argument("-p", "--pidfile", default=None)
+    parser.add_argument("--runtime", "--default-runtime", dest="runtime", default=None)
+    parser.add_argument("--add-runtime", action="append", default=[],
+                        help="name=path of an extra OCI runtime")
+    parser.add_argument("-l", "--log-level", default=None,
+                        choices=["debug", "info", "warn", "error", "fatal"])
+    parser.add_argument("--config-file", default=DEFAULT_CONFIG)
+    return parser.parse_args(argv)
+
+
+def load_config(path: str, explicit: bool) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        if explicit:
+            raise SystemExit(f"unable to configure the Dockyard daemon with file {path}: "
+                             "no such file") from None
+        return {}
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"unable to configure the Dockyard daemon with file {path}: {e}") \
+            from None
+    if not isinstance(config, dict):
+        raise SystemExit(f"unable to configure the Dockyard daemon with file {path}: "
+                         "not a JSON object")
+    return config
+
+
+def build_options(args: argparse.Namespace, config: dict[str, Any]) -> tuple[
+        EngineOptions, list[str], str | None, str]:
+    def pick(flag: Any, key: str, default: Any) -> Any:
+        return flag if flag not in (None, []) else config.get(key, default)
+
+    runtimes = {name: spec.get("path", name) if isinstance(spec, dict) else str(spec)
+                for name, spec in (config.get("runtimes") or {}).items()}
+    for item in args.add_runtime:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--add-runtime {item}: expected name=path")
+        runtimes[name] = path
+    log_opts = config.get("log-opts") or {}
+    options = EngineOptions(
+        data_root=Path(pick(args.data_root, "data-root", DEFAULT_DATA_ROOT)),
+        exec_root=Path(pick(args.exec_root, "exec-root", DEFAULT_EXEC_ROOT)),
+        runtime=pick(args.runtime, "default-runtime", "dockyard-runc"),
+        runtimes=runtimes,
+        log_max_size=_size(log_opts.get("max-size", "10m")),
+        log_max_files=int(log_opts.get("max-file", 3)),
+        insecure_registries=list(config.get("insecure-registries") or []),
+        registry_mirrors=list(config.get("registry-mirrors") or []),
+    )
+    hosts = pick(args.host, "hosts", [DEFAULT_HOST])
+    pidfile = pick(args.pidfile, "pidfile", None)
+    level = pick(args.log_level, "log-level", "info")
+    return options, hosts, pidfile, level
+
+
+def _size(text: Any) -> int:
+    value = str(text).strip().lower()
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    if value and value[-1] in units:
+        return int(float(value[:-1]) * units[value[-1]])
+    return int(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    config = load_config(args.config_file, "--config-file" in (argv or sys.argv))
+    options, hosts, pidfile, level = build_options(args, config)
+    logging.basicConfig(level={"warn": "WARNING", "fatal": "CRITICAL"}.get(level,
+                                                                           level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        print("dockyardd needs to be started with root privileges", file=sys.stderr)
+        return 1
+    if pidfile:
+        _claim_pidfile(Path(pidfile))
+    try:
+        return asyncio.run(_serve(options, hosts))
+    finally:
+        if pidfile:
+            Path(pidfile).unlink(missing_ok=True)
+
+
+def _claim_pidfile(path: Path) -> None:
+    if path.exists():
+        try:
+            other = int(path.read_text().strip() or 0)
+        except ValueError:
+            other = 0
+        if other and Path(f"/proc/{other}").exists():
+            raise SystemExit(f"pid file found, ensure dockyardd is not running or delete "
+                             f"{path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, str(os.getpid()))
+
+
+async def _serve(options: EngineOptions, hosts: list[str]) -> int:
+    from ..api import ApiServer, Router
+    from ..api import containers as container_routes
+    from ..api import images as image_routes
+    from ..api import system as system_routes
+    from ..engine.engine import Engine
+
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=_WORKERS,
+                                                 thread_name_prefix="engine"))
+    engine = await asyncio.to_thread(Engine, options)
+    await asyncio.to_thread(engine.restore)
+    router = Router()
+    system_routes.register(router, engine)
+    image_routes.register(router, engine)
+    container_routes.register(router, engine)
+    server = ApiServer(router)
+    for host in hosts:
+        await server.listen(host)
+    log.info("API listening on %s", ", ".join(hosts))
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    serving = asyncio.create_task(server.serve_forever())
+    await stop.wait()
+    log.info("shutting down (containers keep running under the shim)")
+    await server.shutdown(timeout=5)
+    serving.cancel()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
