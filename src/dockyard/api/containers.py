@@ -287,10 +287,17 @@ def _register_exec(router: Router, engine: Engine) -> None:
             return empty_response(200)
         streams = {"stdin": instance["OpenStdin"], "stdout": instance["OpenStdout"],
                    "stderr": instance["OpenStderr"], "stdin_once": True}
-        sock = await call(execs.start, exec_id, streams)
         tty = bool(instance["ProcessConfig"]["tty"])
 
         async def run(stream: HijackedStream) -> None:
+            # Started only once the client has the 101: output that followed the headers
+            # in one packet could be lost in a client's HTTP buffer (docker-py's is).
+            try:
+                sock = await call(execs.start, exec_id, streams)
+            except Exception as error:  # noqa: BLE001 - reported on the stream, as dockerd
+                message = f"{error}\r\n".encode()
+                await stream.write(message if tty else frame(STDERR, message))
+                return
             if sock is not None:
                 await pipe(stream, sock, streams["stdin"])
             await call(execs.wait, exec_id, 10)

@@ -41,6 +41,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("-l", "--log-level", default=None,
                         choices=["debug", "info", "warn", "error", "fatal"])
     parser.add_argument("--config-file", default=DEFAULT_CONFIG)
+    parser.add_argument("--cgroup-parent", default=None,
+                        help="parent cgroup of the containers' cgroups (default /dockyard)")
     return parser.parse_args(argv)
 
 
@@ -84,6 +86,7 @@ def build_options(args: argparse.Namespace, config: dict[str, Any]) -> tuple[
         log_max_files=int(log_opts.get("max-file", 3)),
         insecure_registries=list(config.get("insecure-registries") or []),
         registry_mirrors=list(config.get("registry-mirrors") or []),
+        cgroup_parent=pick(args.cgroup_parent, "cgroup-parent", "/dockyard"),
     )
     hosts = pick(args.host, "hosts", [DEFAULT_HOST])
     pidfile = pick(args.pidfile, "pidfile", None)
@@ -111,11 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if pidfile:
         _claim_pidfile(Path(pidfile))
+    code = 1
     try:
-        return asyncio.run(_serve(options, hosts))
+        code = asyncio.run(_serve(options, hosts, pidfile))
     finally:
         if pidfile:
             Path(pidfile).unlink(missing_ok=True)
+    return code
 
 
 def _claim_pidfile(path: Path) -> None:
@@ -131,7 +136,7 @@ def _claim_pidfile(path: Path) -> None:
     write_atomic(path, str(os.getpid()))
 
 
-async def _serve(options: EngineOptions, hosts: list[str]) -> int:
+async def _serve(options: EngineOptions, hosts: list[str], pidfile: str | None) -> int:
     from ..api import ApiServer, Router
     from ..api import containers as container_routes
     from ..api import images as image_routes
@@ -159,7 +164,12 @@ async def _serve(options: EngineOptions, hosts: list[str]) -> int:
     log.info("shutting down (containers keep running under the shim)")
     await server.shutdown(timeout=5)
     serving.cancel()
-    return 0
+    # Engine threads blocked in waits (wait, logs -f, attach) would hold asyncio.run's
+    # executor shutdown forever; all state is on disk, so leave now.
+    if pidfile:
+        Path(pidfile).unlink(missing_ok=True)
+    logging.shutdown()
+    os._exit(0)
 
 
 if __name__ == "__main__":

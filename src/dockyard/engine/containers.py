@@ -68,6 +68,10 @@ class ContainerService:
         # Attach requests that arrived before start: each gets its shim stream between the
         # shim's create and start, so that not a byte of output is missed.
         self._pending_attach: dict[str, list[tuple[dict[str, bool], Any]]] = {}
+        # One transition at a time per container (start, exit handling, removal): an exit
+        # still unmounting must not race a restart mounting again.
+        self._transitions: dict[str, threading.RLock] = {}
+        self._transitions_lock = threading.Lock()
 
     # -- the shim -------------------------------------------------------------------------
 
@@ -150,7 +154,8 @@ class ContainerService:
             "Mounts": [],
             "NetworkSettings": _network_settings(host_config),
         }
-        merged.setdefault("Hostname", container_id[:12])
+        if not merged.get("Hostname"):
+            merged["Hostname"] = container_id[:12]
         self._ensure_layers(image)
         layers = chain_ids([str(d) for d in image.diff_ids])
         self.store.add(record)
@@ -183,6 +188,10 @@ class ContainerService:
 
     def start(self, ref: str) -> None:
         record = self.store.get(ref)
+        with self._transition(record["Id"]):
+            self._start(record)
+
+    def _start(self, record: dict[str, Any]) -> None:
         state = record["State"]
         if state["Running"]:
             if state["Paused"]:
@@ -216,6 +225,10 @@ class ContainerService:
             self._request("start", container_id)
         except EngineError as error:
             self._start_failed(record, rootfs, str(error))
+            if record["HostConfig"].get("AutoRemove"):
+                # As dockerd: a --rm container that could not start is removed at once
+                # (a client waiting for "removed" is waiting for exactly that).
+                self.remove(container_id, force=True)
             raise
         state.update(_state("running"), Pid=int(created.get("pid") or 0),
                      StartedAt=rfc3339_now(), FinishedAt=ZERO_TIME)
@@ -250,6 +263,10 @@ class ContainerService:
                     deliver(self.shim().attach(container_id, None, **streams))
                 except (ShimError, OSError):
                     deliver(None)
+
+    def _transition(self, container_id: str) -> threading.RLock:
+        with self._transitions_lock:
+            return self._transitions.setdefault(container_id, threading.RLock())
 
     def _start_failed(self, record: dict[str, Any], rootfs: Path, message: str) -> None:
         with self._shim_lock:
@@ -344,6 +361,16 @@ class ContainerService:
             raise Conflict(f"removal of container {record['Id']} is already in progress")
         record["State"]["RemovalInProgress"] = True
         container_id = record["Id"]
+        with self._transition(container_id):
+            self._remove_locked(record)
+        with self._transitions_lock:
+            self._transitions.pop(container_id, None)
+        self.events.emit("container", "destroy", container_id, self._attributes(record))
+        self._notify()
+        del volumes  # no volumes yet (networking and storage issue)
+
+    def _remove_locked(self, record: dict[str, Any]) -> None:
+        container_id = record["Id"]
         try:
             self._request("delete", container_id, force=True)
         except NotFound:
@@ -358,9 +385,6 @@ class ContainerService:
         except SnapshotError:
             pass
         self.store.remove(container_id)
-        self.events.emit("container", "destroy", container_id, self._attributes(record))
-        self._notify()
-        del volumes  # no volumes yet (networking and storage issue)
 
     # -- exits ----------------------------------------------------------------------------
 
@@ -380,7 +404,14 @@ class ContainerService:
                      event.get("finished_at") or rfc3339_now())
 
     def _finish(self, record: dict[str, Any], exit_code: int, finished_at: str) -> None:
+        with self._transition(record["Id"]):
+            self._finish_locked(record, exit_code, finished_at)
+
+    def _finish_locked(self, record: dict[str, Any], exit_code: int,
+                       finished_at: str) -> None:
         container_id = record["Id"]
+        if not record["State"]["Running"]:
+            return  # handled already (an event and a reconcile may both report it)
         record["State"].update(_state("exited"), ExitCode=exit_code, FinishedAt=finished_at,
                                StartedAt=record["State"]["StartedAt"])
         self.store.save(record)

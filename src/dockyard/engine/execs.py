@@ -8,7 +8,7 @@ import secrets
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .errors import Conflict, NotFound
+from .errors import Conflict, EngineError, NotFound
 from .oci_spec import all_capabilities
 from .users import resolve_user
 
@@ -74,9 +74,17 @@ class ExecService:
             raise Conflict(f"Container {record['Id']} is not running")
         process = self._process(record, instance["_config"])
         instance["Running"] = True
-        self.containers._request(
-            "exec", record["Id"], exec_id, process, terminal=process["terminal"],
-            stdin_open=instance["OpenStdin"], start=False)
+        try:
+            self.containers._request(
+                "exec", record["Id"], exec_id, process, terminal=process["terminal"],
+                stdin_open=instance["OpenStdin"], start=False)
+        except EngineError as error:
+            from .containers import exit_code_for_start_error
+
+            with self._lock:
+                instance.update(Running=False, ExitCode=exit_code_for_start_error(str(error)))
+                self._lock.notify_all()
+            raise
         sock = None
         if attach is not None:
             sock = self.containers.attach(record["Id"], attach, exec_id)

@@ -91,6 +91,8 @@ def build_spec(container_id: str, config: dict[str, Any], host_config: dict[str,
         args = [INIT_PATH, "--", *args]
     hostname = config.get("Hostname") or container_id[:12]
     env = _environment(config.get("Env") or [], hostname)
+    if config.get("Tty") and not any(e.startswith("TERM=") for e in env):
+        env.append("TERM=xterm")
     user = resolve_user(paths.rootfs, config.get("User") or "",
                         host_config.get("GroupAdd") or [])
     process: dict[str, Any] = {

@@ -13,6 +13,7 @@ from .process import (
     find_executable,
     preload_seccomp,
     reset_signal_dispositions,
+    with_home,
 )
 from .syscalls import LinuxSyscall
 
@@ -68,6 +69,7 @@ class ExecTarget:
             self.console.close()
             become_terminal_owner(slave)
         apply_rlimits(process.rlimits)
+        process.env = with_home(process.env, process.user.uid)
         executable = find_executable(process.args[0], process.env)
         become_process_user(process, self.seccomp, LinuxSyscall())
         close_fds_on_exec(2 + self.preserve_fds)

@@ -25,6 +25,7 @@ from .process import (
     find_executable,
     preload_seccomp,
     reset_signal_dispositions,
+    with_home,
 )
 from .syscalls import LinuxSyscall
 
@@ -123,6 +124,7 @@ class ContainerInit:
             os.close(master)
             self.console.close()
             become_terminal_owner(slave)
+        process.env = with_home(process.env, process.user.uid)
         executable = find_executable(process.args[0], process.env)
         become_process_user(process, spec.linux.seccomp, sys)
         close_fds_on_exec(2 + self.preserve_fds)

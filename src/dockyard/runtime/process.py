@@ -38,6 +38,24 @@ def _rlim(value: int) -> int:
     return resource.RLIM_INFINITY if value >= 2**64 - 1 else value
 
 
+def with_home(env: list[str], uid: int) -> list[str]:
+    """runc's rule: without HOME in the environment, the user's home from the container's
+    /etc/passwd (read after pivot_root), or "/"."""
+    if any(item.startswith("HOME=") for item in env):
+        return env
+    home = "/"
+    try:
+        with open("/etc/passwd", errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) > 5 and fields[2] == str(uid):
+                    home = fields[5] or "/"
+                    break
+    except OSError:
+        pass
+    return [*env, f"HOME={home}"]
+
+
 def env_path(env: list[str]) -> str | None:
     for item in env:
         if item.startswith("PATH="):

@@ -1,0 +1,156 @@
+"""A dockyardd on a temporary socket, data root and exec root, for the docker CLI,
+docker-py and dockyard to talk to. Everything it made is removed at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_root
+
+BIN = Path(sys.executable).parent
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+DOCKER = "/usr/local/bin/docker" if Path("/usr/local/bin/docker").exists() else "docker"
+
+
+class Daemon:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "d.sock"
+        self.data_root = root / "data"
+        self.exec_root = root / "exec"
+        self.pidfile = root / "d.pid"
+        self.cgroup_parent = f"/dockyard-test/daemon-{uuid.uuid4().hex[:8]}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = root / "daemon.log"
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self) -> None:
+        config = self.root / "daemon.json"
+        config.write_text('{"log-opts": {"max-size": "1m", "max-file": "2"}}')
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root),
+                 "--exec-root", str(self.exec_root), "--pidfile", str(self.pidfile),
+                 "--cgroup-parent", self.cgroup_parent, "--config-file", str(config),
+                 "--log-level", "debug"],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while not self.socket.exists():
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "dockyardd did not start"
+            time.sleep(0.02)
+        self.docker("version", check=True)
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        self.process.wait(timeout=15)
+        self.process = None
+        if kill:
+            self.socket.unlink(missing_ok=True)
+            self.pidfile.unlink(missing_ok=True)
+
+    def docker(self, *args: str, check: bool = False, input: str | None = None,
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([DOCKER, *args], capture_output=True, text=True, input=input,
+                                timeout=timeout, env={**os.environ, "DOCKER_HOST": self.host},
+                                stdin=None if input is not None else subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            raise AssertionError(f"docker {args}: {result.returncode}\n{result.stderr}")
+        return result
+
+    def dockyard(self, *args: str, check: bool = False,
+                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([str(BIN / "dockyard"), "-H", self.host, *args],
+                                capture_output=True, text=True, timeout=timeout,
+                                stdin=subprocess.DEVNULL)
+        if check and result.returncode != 0:
+            raise AssertionError(f"dockyard {args}: {result.returncode}\n{result.stderr}")
+        return result
+
+    def cleanup(self) -> None:
+        if self.process is not None:
+            listing = self.docker("ps", "-aq")
+            for container_id in listing.stdout.split():
+                self.docker("rm", "-f", container_id)
+            self.stop()
+        _stop_shim(self.exec_root)
+        _unmount_below(self.root)
+        _remove_cgroups(self.cgroup_parent)
+
+
+def _stop_shim(exec_root: Path) -> None:
+    pid_file = exec_root / "shim.pid"
+    if not pid_file.exists():
+        return
+    try:
+        pid = int(pid_file.read_text())
+    except ValueError:
+        return
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            from dockyard.shim.client import ShimClient
+
+            with ShimClient.connect(str(exec_root), timeout=2) as client:
+                client.shutdown()
+        except Exception:  # noqa: BLE001 - then by signal
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                return
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not Path(f"/proc/{pid}").exists():
+            return
+
+
+def _unmount_below(root: Path) -> None:
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for target in sorted((m for m in mounts if m.startswith(str(root))), reverse=True):
+        subprocess.run(["umount", "-l", target], check=False)
+
+
+def _remove_cgroups(parent: str) -> None:
+    for base in Path("/sys/fs/cgroup").iterdir():
+        directory = base / parent.strip("/")
+        if directory.is_dir():
+            for child in sorted(directory.rglob("*"), reverse=True):
+                if child.is_dir():
+                    os.rmdir(child)
+            os.rmdir(directory)
+        try:
+            os.rmdir(directory.parent)  # /dockyard-test, if no other test uses it now
+        except OSError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    require_root()
+    assert shutil.which(DOCKER), "the docker CLI is needed for these tests"
+    root = tmp_path_factory.mktemp("dyd")
+    instance = Daemon(root)
+    instance.start()
+    instance.docker("load", "-i", str(FIXTURES / "fixture-docker20-save.tar"), check=True)
+    try:
+        yield instance
+    finally:
+        instance.cleanup()
+        leftovers = [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                     if str(root) in line]
+        assert not leftovers, f"mounts left behind: {leftovers}"
