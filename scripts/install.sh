@@ -29,8 +29,8 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 # dockyard-runc's and dockyard's start-up are on the hot path of every container (and of
 # every `dockyard ps`): replace pip's wrappers.
-.venv/bin/python -m dockyard.runtime.launcher .venv/bin/dockyard-runc
-.venv/bin/python -m dockyard.runtime.launcher --entry dockyard.cli.main:main .venv/bin/dockyard
+.venv/bin/python -m dockyard.launcher .venv/bin/dockyard-runc
+.venv/bin/python -m dockyard.launcher --entry dockyard.cli.main:main .venv/bin/dockyard
 # Byte-compile now: environments with PYTHONDONTWRITEBYTECODE would otherwise compile the
 # runtime's modules on every start.
 .venv/bin/python -m compileall -q src >/dev/null

@@ -7,7 +7,7 @@ whose whole job takes 10 to 20. The launcher runs the same entry point with `-IS
 (isolated, no site) and the package's directory put on sys.path directly. Both entry points
 use only the standard library, so nothing from site-packages is missed.
 
-usage: python -m dockyard.runtime.launcher [--entry MODULE:FUNCTION] BIN_PATH
+usage: python -m dockyard.launcher [--entry MODULE:FUNCTION] BIN_PATH
        (the entry point defaults to dockyard-runc's, dockyard.runtime.cli:main)
 """
 
@@ -20,7 +20,7 @@ import sys
 DEFAULT_ENTRY = "dockyard.runtime.cli:main"
 
 _TEMPLATE = """#!{python} -IS
-# Written by dockyard.runtime.launcher: {entry} without site or re at start-up.
+# Written by dockyard.launcher: {entry} without site or re at start-up.
 import sys
 sys.path.insert(0, {package_parent!r})
 from {module} import {function}
