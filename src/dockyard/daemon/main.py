@@ -138,8 +138,10 @@ def _claim_pidfile(path: Path) -> None:
 
 async def _serve(options: EngineOptions, hosts: list[str], pidfile: str | None) -> int:
     from ..api import ApiServer, Router
+    from ..api import archive as archive_routes
     from ..api import containers as container_routes
     from ..api import images as image_routes
+    from ..api import monitor as monitor_routes
     from ..api import system as system_routes
     from ..engine.engine import Engine
 
@@ -152,6 +154,8 @@ async def _serve(options: EngineOptions, hosts: list[str], pidfile: str | None) 
     system_routes.register(router, engine)
     image_routes.register(router, engine)
     container_routes.register(router, engine)
+    archive_routes.register(router, engine)
+    monitor_routes.register(router, engine)
     server = ApiServer(router)
     for host in hosts:
         await server.listen(host)

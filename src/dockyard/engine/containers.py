@@ -264,6 +264,11 @@ class ContainerService:
                 except (ShimError, OSError):
                     deliver(None)
 
+    def transition(self, container_id: str) -> threading.RLock:
+        """The lock of a container's transitions (start, exit, removal, and what mounts
+        its filesystem from outside, such as copies and commits)."""
+        return self._transition(container_id)
+
     def _transition(self, container_id: str) -> threading.RLock:
         with self._transitions_lock:
             return self._transitions.setdefault(container_id, threading.RLock())
@@ -398,8 +403,8 @@ class ContainerService:
             record = self.store.get(event["id"])
         except NotFound:
             return
-        if not record["State"]["Running"]:
-            return
+        # Not "is it running?" here: a quick process can exit before start() has marked
+        # it running; _finish waits for start's transition and checks then.
         self._finish(record, int(event.get("exit_code", 0)),
                      event.get("finished_at") or rfc3339_now())
 

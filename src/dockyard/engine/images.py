@@ -148,6 +148,17 @@ class ImageService:
             self.events.emit("image", "load", str(image.id))
         return loaded
 
+    def add(self, target: Descriptor, name: str | None) -> None:
+        """Registers an image whose blobs are already in the content store (commit,
+        import), optionally under a full reference."""
+        with self._lock:
+            digest = str(target.digest)
+            if digest not in self._records:
+                self._records[digest] = ImageRecord(target, time.time())
+            if name:
+                self._retarget(name, digest)
+            self._save_records()
+
     def tag(self, ref: str, repo: str, tag: str) -> None:
         target, image = self.find(ref)
         try:
