@@ -135,6 +135,9 @@ def run_cli(argv: list[str], sock: Path, tmp_path: Path) -> subprocess.Completed
 
 def normalised(body: dict[str, Any]) -> dict[str, Any]:
     body = json.loads(json.dumps(body))
+    # docker 28 builds Env through a Go map in one path: its order varies from run to run.
+    if body.get("Env"):
+        body["Env"] = sorted(body["Env"])
     host = body["HostConfig"]
     if host.get("Binds"):
         host["Binds"] = sorted(host["Binds"])
