@@ -9,7 +9,10 @@ import pytest
 
 from dockyard.cli._output import FormatError, parse_format, tabwrite, write_rows
 from dockyard.cli._template import Template, TemplateError, go_quote, to_text
-from dockyard.cli._units import (
+from dockyard.cli.container import PS_HEADERS, PS_TABLE, ContainerRow, displayable_ports, stats_row
+from dockyard.cli.image import IMAGE_HEADERS, IMAGE_TABLE, image_rows
+from dockyard.cli.system import disk_usage_rows, format_event
+from dockyard.units import (
     bytes_size,
     from_human_size,
     human_duration,
@@ -17,9 +20,6 @@ from dockyard.cli._units import (
     ram_in_bytes,
     since,
 )
-from dockyard.cli.container import PS_HEADERS, PS_TABLE, ContainerRow, displayable_ports, stats_row
-from dockyard.cli.image import IMAGE_HEADERS, IMAGE_TABLE, image_rows
-from dockyard.cli.system import disk_usage_rows, format_event
 
 
 class Sink:

@@ -11,6 +11,7 @@ from typing import Any
 from ..engine.engine import Engine
 from ..engine.logs import follow_logs, read_logs
 from ..engine.timefmt import ZERO_TIME, parse_rfc3339
+from ..units import human_duration
 from . import (
     JSON,
     NotFound,
@@ -352,33 +353,6 @@ def status_text(state: dict[str, Any]) -> str:
         return "Created"
     finished = parse_rfc3339(state["FinishedAt"])
     return f"Exited ({state['ExitCode']}) {human_duration(now - finished)} ago"
-
-
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration."""
-    if seconds < 1:
-        return "Less than a second"
-    if seconds < 2:
-        return "1 second"
-    if seconds < 60:
-        return f"{int(seconds)} seconds"
-    minutes = seconds / 60
-    if int(minutes) == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{int(minutes)} minutes"
-    hours = minutes / 60
-    if round(hours) == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{int(hours)} hours"
-    if hours < 24 * 7 * 2:
-        return f"{int(hours / 24)} days"
-    if hours < 24 * 30 * 2:
-        return f"{int(hours / 24 / 7)} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{int(hours / 24 / 30)} months"
-    return f"{int(hours / 24 / 365)} years"
 
 
 def _container_matches(record: dict[str, Any], filters: Any) -> bool:

@@ -14,10 +14,10 @@ import sys
 import tarfile
 import tempfile
 
+from ..units import human_size
 from ._args import Options
 from ._client import DaemonError
 from ._context import CommandFailed, Context
-from ._units import human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # typing costs ~10 ms at start-up

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
+from ..units import ram_in_bytes
 from ._args import Options, UsageError
-from ._units import ram_in_bytes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # typing costs ~10 ms at start-up

@@ -8,11 +8,11 @@ import os
 import sys
 import time
 
+from ..units import human_size, since
 from ._args import Options, Spec, UsageError
 from ._client import Client, DaemonError, quote
 from ._context import CommandFailed, Context
 from ._template import go_quote
-from ._units import human_size, since
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # typing costs ~10 ms at start-up
@@ -899,7 +899,7 @@ STATS_SPEC = Spec("stats", "[OPTIONS] [CONTAINER...]",
 
 def stats_row(container: str, data: dict[str, Any], trunc: bool = True) -> dict[str, str]:
     """One stats line from /containers/{id}/stats JSON (docker's calculations)."""
-    from ._units import bytes_size
+    from ..units import bytes_size
 
     cpu = data.get("cpu_stats") or {}
     pre = data.get("precpu_stats") or {}

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import sys
 
+from ..units import human_size, since
 from ._args import Spec
 from ._client import DaemonError, quote
 from ._context import CommandFailed, Context
-from ._units import human_size, since
 from .container import (
     FILTER,
     FORMAT,

@@ -6,10 +6,10 @@ import platform
 import sys
 import time
 
+from ..units import bytes_size, human_size
 from ._args import Spec
 from ._client import CLIENT_MAX_API, DaemonError, quote
 from ._context import CommandFailed, Context
-from ._units import bytes_size, human_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # typing costs ~10 ms at start-up
