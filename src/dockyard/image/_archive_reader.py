@@ -26,6 +26,7 @@ from typing import Any
 
 import zstandard
 
+from dockyard.compression import MAGIC_LENGTH, Prefixed, detect_compression
 from dockyard.image.content import ContentStore, Readable
 from dockyard.image.digest import Digest
 from dockyard.image.errors import ArchiveError, DigestError, DigestMismatchError
@@ -35,37 +36,10 @@ MEMORY_BUDGET = 64 << 20  # ... as long as they add up to no more than this
 _MAX_LINK_HOPS = 40  # as Linux's limit on symlinks followed in one lookup
 _BLOB_NAME = re.compile(r"blobs/([^/]+)/([^/]+)")
 
-_MAGIC = (
-    (b"\x1f\x8b", "gzip"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"BZh", "bzip2"),
-)
-
-
 def compression_of(head: bytes) -> str | None:
     """The compression whose magic bytes start `head` ("gzip", "zstd", "xz", "bzip2")."""
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return None
-
-
-class _Prefixed:
-    """A stream with bytes already read from it put back in front."""
-
-    def __init__(self, head: bytes, rest: Readable) -> None:
-        self._head = head
-        self._rest = rest
-
-    def read(self, size: int = -1, /) -> bytes:
-        if self._head:
-            if size < 0:
-                data, self._head = self._head + self._rest.read(), b""
-                return data
-            data, self._head = self._head[:size], self._head[size:]
-            return data
-        return self._rest.read(size)
+    kind = detect_compression(head)
+    return None if kind == "none" else kind
 
 
 class _Decompressed:
@@ -103,8 +77,8 @@ def read_exactly(stream: Readable, size: int) -> bytes:
 
 def decompressed(stream: Readable, what: str) -> tuple[Readable, str | None]:
     """`stream` decompressed if its first bytes say it is compressed, and which way."""
-    head = read_exactly(stream, 6)
-    raw = _Prefixed(head, stream)
+    head = read_exactly(stream, MAGIC_LENGTH)
+    raw = Prefixed(head, stream)
     kind = compression_of(head)
     reader: Any
     if kind is None:

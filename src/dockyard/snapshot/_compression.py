@@ -12,52 +12,17 @@ import gzip
 import hashlib
 import lzma
 from collections.abc import Iterator
-from typing import Protocol
 
 import zstandard
 
+from ..compression import Prefixed, Readable, detect_compression
+
+__all__ = ["Prefixed", "Readable", "TruncatedStream", "detect_compression"]
+
 _CHUNK = 1 << 20
-
-# Docker's DecompressStream knows these four besides plain tar; OCI names gzip and zstd.
-_MAGIC = (
-    (b"\x1f\x8b\x08", "gzip"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-)
-
-
-class Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
 
 class TruncatedStream(EOFError):
     """The compressed stream ended inside a frame."""
-
-
-def detect_compression(head: bytes) -> str:
-    """'gzip', 'zstd', 'bzip2', 'xz' or 'none' for the first bytes of a stream."""
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return "none"
-
-
-class Prefixed:
-    """A stream with the bytes already read for the magic check put back in front."""
-
-    def __init__(self, head: bytes, rest: Readable) -> None:
-        self._head = head
-        self._rest = rest
-
-    def read(self, size: int = -1, /) -> bytes:
-        if self._head:
-            if size < 0 or size >= len(self._head):
-                data, self._head = self._head, b""
-                return data
-            data, self._head = self._head[:size], self._head[size:]
-            return data
-        return self._rest.read(size)
 
 
 class _ZstdReader:
