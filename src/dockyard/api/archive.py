@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import IO, Any
 
 from ..engine.archive import ArchiveService, encode_path_stat
+from ..engine.commit import CommitService
 from ..engine.engine import Engine
 from . import (
     InvalidParameter,
@@ -34,6 +35,7 @@ _log = logging.getLogger("dockyard.api")
 
 def register(router: Router, engine: Engine) -> None:
     files = ArchiveService(engine)
+    images = CommitService(engine)
 
     @router.route("GET", "/containers/{id}/changes")
     async def changes(request: Request) -> Response:
@@ -76,7 +78,7 @@ def register(router: Router, engine: Engine) -> None:
         container = query.get_str("container")
         if not container:
             raise InvalidParameter("No container name or ID supplied")
-        image_id = await call(files.commit, container, query.get_str("repo"),
+        image_id = await call(images.commit, container, query.get_str("repo"),
                               query.get_str("tag"), query.get_str("comment"),
                               query.get_str("author"), _changes(request),
                               query.get_bool("pause", True), body)
@@ -97,7 +99,7 @@ def register(router: Router, engine: Engine) -> None:
 
         async def messages() -> AsyncIterator[dict[str, Any]]:
             try:
-                image_id = await call(files.import_image, upload, query.get_str("repo"),
+                image_id = await call(images.import_image, upload, query.get_str("repo"),
                                       query.get_str("tag"), query.get_str("message"),
                                       _changes(request), query.get_str("platform"), source)
             finally:

@@ -18,7 +18,6 @@ from .container import (
     go_time,
     split_reference,
     truncate_id,
-    write_stream,
 )
 
 TYPE_CHECKING = False
@@ -281,6 +280,8 @@ SAVE_SPEC = Spec("save", "[OPTIONS] IMAGE [IMAGE...]",
 
 
 def save(ctx: Context, argv: list[str]) -> int:
+    from .container_io import write_stream
+
     opts, args = ctx.parse(SAVE_SPEC, argv)
     if not opts.output and os.isatty(1):
         raise CommandFailed("Cowardly refusing to save to a terminal. Use the -o flag or "

@@ -2,7 +2,9 @@
 
 This module is the whole start-up path: it parses the global options, finds the command in
 a table and imports only that command's module. Each module is one command group
-(container, image, system, registry); see DESIGN.md.
+(container, image, system, registry), the container group split into container (ps, stats,
+create, run), container_control (lifecycle) and container_io (streams and files); see
+DESIGN.md.
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ import sys
 # command -> (module, function); management commands map their subcommands the same way.
 COMMANDS: dict[str, tuple[str, str]] = {
     "ps": ("container", "ps"), "run": ("container", "run"), "create": ("container", "create"),
-    "start": ("container", "start"), "stop": ("container", "stop"),
-    "kill": ("container", "kill"), "restart": ("container", "restart"),
-    "pause": ("container", "pause"), "unpause": ("container", "unpause"),
-    "rm": ("container", "rm"), "wait": ("container", "wait"),
-    "rename": ("container", "rename"), "update": ("container", "update"),
-    "logs": ("container", "logs"), "attach": ("container", "attach"),
-    "exec": ("container", "exec_"), "top": ("container", "top"),
-    "stats": ("container", "stats"), "port": ("container", "port"),
-    "cp": ("container", "cp"), "diff": ("container", "diff"),
-    "export": ("container", "export"), "commit": ("container", "commit"),
+    "start": ("container_control", "start"), "stop": ("container_control", "stop"),
+    "kill": ("container_control", "kill"), "restart": ("container_control", "restart"),
+    "pause": ("container_control", "pause"), "unpause": ("container_control", "unpause"),
+    "rm": ("container_control", "rm"), "wait": ("container_control", "wait"),
+    "rename": ("container_control", "rename"), "update": ("container_control", "update"),
+    "logs": ("container_io", "logs"), "attach": ("container_io", "attach"),
+    "exec": ("container_io", "exec_"), "top": ("container_io", "top"),
+    "stats": ("container", "stats"), "port": ("container_io", "port"),
+    "cp": ("container_io", "cp"), "diff": ("container_io", "diff"),
+    "export": ("container_io", "export"), "commit": ("container_io", "commit"),
     "images": ("image", "images"), "history": ("image", "history"), "tag": ("image", "tag"),
     "rmi": ("image", "rmi"), "save": ("image", "save"), "load": ("image", "load"),
     "import": ("image", "import_"), "pull": ("image", "pull"), "push": ("image", "push"),
@@ -35,8 +37,9 @@ _CONTAINER = {name: COMMANDS[name] for name in (
     "export", "commit")}
 GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     "container": {**_CONTAINER, "ls": ("container", "ps"), "ps": ("container", "ps"),
-                  "list": ("container", "ps"), "remove": ("container", "rm"),
-                  "inspect": ("container", "inspect"), "prune": ("container", "prune")},
+                  "list": ("container", "ps"), "remove": ("container_control", "rm"),
+                  "inspect": ("container_control", "inspect"),
+                  "prune": ("container_control", "prune")},
     "image": {"ls": ("image", "images"), "list": ("image", "images"),
               "inspect": ("image", "inspect"), "history": ("image", "history"),
               "tag": ("image", "tag"), "rm": ("image", "rmi"), "remove": ("image", "rmi"),

@@ -272,7 +272,8 @@ def format_event(event: dict[str, Any]) -> str:
 
 
 def events(ctx: Context, argv: list[str]) -> int:
-    from .container import encode_filters, timestamp_arg
+    from .container import encode_filters
+    from .container_io import timestamp_arg
 
     opts, _ = ctx.parse(EVENTS_SPEC, argv)
     query: dict[str, Any] = {}

@@ -1,5 +1,5 @@
-"""A container's filesystem from the outside: `docker diff`, `docker export`, `docker cp`
-(the archive endpoints), `docker commit`, and `docker import`.
+"""A container's filesystem from the outside: `docker diff`, `docker export` and `docker cp`
+(the archive endpoints); `docker commit` and `docker import` are in engine.commit.
 
 The files are read from (and written to) the container's merged view: its rootfs mount
 while it runs, else its snapshot mounted at a temporary place for the length of the
@@ -11,42 +11,24 @@ leads out of it (runtime.rootfs.secure_join).
 from __future__ import annotations
 
 import base64
-import bz2
-import gzip
-import hashlib
 import json
-import lzma
 import os
 import posixpath
 import secrets
-import shlex
 import shutil
 import stat
 import tarfile
-import tempfile
 import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from ..image import (
-    Descriptor,
-    ImageError,
-    Platform,
-    describe,
-    host_platform,
-    mediatypes,
-    parse_platform,
-    parse_reference,
-)
-from ..image import ReferenceError as ImageReferenceError
-from ..image.manifest import build_manifest, to_go_json
 from ..runtime.errors import RuntimeFailure
 from ..runtime.rootfs import secure_join
 from ..snapshot import SnapshotError
 from .errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound
-from .timefmt import rfc3339, rfc3339_now
+from .timefmt import rfc3339
 
 _CHUNK = 1 << 20
 _KINDS = {"C": 0, "A": 1, "D": 2}  # docker diff's letters -> the API's Kind
@@ -65,17 +47,12 @@ _GO_STICKY = 1 << 20
 _FILE_PLACEHOLDERS = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
 _DIR_PLACEHOLDERS = ("dev", "proc", "sys")
 
-# The instructions `docker commit --change` and `docker import --change` accept.
-_CHANGE_COMMANDS = frozenset({"CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD",
-                              "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"})
-
 
 class ArchiveService:
     def __init__(self, engine: Any) -> None:
         self.options = engine.options
         self.containers = engine.containers
         self.snapshots = engine.snapshots
-        self.images = engine.images
         self.events = engine.events
         self._busy: set[str] = set()  # containers whose snapshot we have mounted
         self._busy_lock = threading.Lock()
@@ -86,38 +63,11 @@ class ArchiveService:
         record = self.containers.store.get(ref)
         try:
             found = self.snapshots.changes(record["Id"])
-            hidden = self._placeholders(record["Id"])
+            hidden = placeholders(self.snapshots, record["Id"])
         except SnapshotError as e:
             raise EngineError(f"reading the container's changes: {e}") from None
         return [{"Path": change.path, "Kind": _KINDS[change.kind]} for change in found
                 if change.path.lstrip("/") not in hidden]
-
-    def _placeholders(self, container_id: str) -> set[str]:
-        """What the runtime made in the upper dir only to mount over it (Docker keeps these
-        in the container's "-init" layer, so neither `docker diff` nor a commit shows them):
-        the empty /etc/hosts, /etc/hostname, /etc/resolv.conf and the empty /dev, /proc,
-        /sys; /etc too when it holds nothing else. Names relative to "/"."""
-        upper = self.snapshots.snapshot(container_id)["upperdir"]
-        found: set[str] = set()
-        for name in _FILE_PLACEHOLDERS:
-            try:
-                st = os.lstat(os.path.join(upper, name))
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-                found.add(name)
-        for name in _DIR_PLACEHOLDERS:
-            path = os.path.join(upper, name)
-            if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
-                found.add(name)
-        etc = os.path.join(upper, "etc")
-        if found & set(_FILE_PLACEHOLDERS) and not os.path.islink(etc) and all(
-                f"etc/{entry}" in found for entry in os.listdir(etc)):
-            found.add("etc")
-        return found
-
-    # -- the container's root ---------------------------------------------------------------
-
     @contextmanager
     def _root(self, ref: str) -> Iterator[tuple[dict[str, Any], str]]:
         """(record, host path of the container's merged "/") for the operation's length."""
@@ -220,130 +170,6 @@ class ArchiveService:
                     _add_tree(tar, os.path.join(root, entry), entry, links=links)
             self.events.emit("container", "export", record["Id"],
                              {"name": record["Name"].lstrip("/")})
-
-    # -- docker commit ----------------------------------------------------------------------
-
-    def commit(self, ref: str, repo: str = "", tag: str = "", comment: str = "",
-               author: str = "", changes: list[str] | None = None, pause: bool = True,
-               config: dict[str, Any] | None = None) -> str:
-        record = self.containers.store.get(ref)
-        container_id = record["Id"]
-        name = _image_name(repo, tag)
-        new_config = apply_changes(dict(config or {}), changes or [])
-        merged = _commit_merge(new_config, record["Config"])
-        parent_target = record.get("ImageTarget") or ""
-        try:
-            parent = self.images.resolve(parent_target)
-        except (KeyError, EngineError):
-            raise Conflict(f"the image of container {container_id[:12]} no longer exists") \
-                from None
-        parent_raw = json.loads(self.images.content.read_bytes(parent.config.digest))
-        paused_here = False
-        if pause and record["State"]["Running"] and not record["State"]["Paused"]:
-            try:
-                self.containers.pause(container_id)
-                paused_here = True
-            except EngineError:
-                pass  # no freezer: commit the running container as it is
-        with tempfile.TemporaryFile(dir=self.options.data_root) as raw, \
-                tempfile.TemporaryFile(dir=self.options.data_root) as layer:
-            try:
-                hidden = self._placeholders(container_id)
-                _spool(self.snapshots.diff(container_id), raw)
-                raw.seek(0)
-                diff_id, size, empty = _spool(_filtered_tar(raw, hidden), layer)
-            except SnapshotError as e:
-                raise EngineError(f"reading the container's changes: {e}") from None
-            finally:
-                if paused_here:
-                    try:
-                        self.containers.unpause(container_id)
-                    except EngineError:
-                        pass
-            now = rfc3339_now()
-            history_entry: dict[str, Any] = {"created": now}
-            if author:
-                history_entry["author"] = author
-            history_entry["created_by"] = " ".join(record["Config"].get("Cmd") or [])
-            if comment:
-                history_entry["comment"] = comment
-            if empty:
-                history_entry["empty_layer"] = True
-            diff_ids = list((parent_raw.get("rootfs") or {}).get("diff_ids") or [])
-            layers = list(parent.layers)
-            if not empty:
-                diff_ids.append(diff_id)
-                layer.seek(0)
-                digest, _ = self.images.content.ingest(layer, diff_id, size)
-                layers.append(Descriptor(mediatypes.OCI_LAYER, digest, size))
-            doc: dict[str, Any] = {"created": now}
-            if author:
-                doc["author"] = author
-            for key in ("architecture", "os", "os.version", "variant"):
-                if parent_raw.get(key):
-                    doc[key] = parent_raw[key]
-            if comment:
-                doc["comment"] = comment
-            doc["config"] = _image_config_section(merged)
-            doc["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
-            doc["history"] = list(parent_raw.get("history") or []) + [history_entry]
-        image_id = self._register(doc, layers, name)
-        self.events.emit("container", "commit", container_id,
-                         {"name": record["Name"].lstrip("/"), "comment": comment,
-                          "imageID": image_id, "imageRef": name or ""})
-        return image_id
-
-    # -- docker import ----------------------------------------------------------------------
-
-    def import_image(self, source: IO[bytes], repo: str = "", tag: str = "",
-                     message: str = "", changes: list[str] | None = None,
-                     platform: str = "", src: str = "-") -> str:
-        name = _image_name(repo, tag)
-        try:
-            wanted: Platform = parse_platform(platform) if platform else host_platform()
-        except ImageError as e:
-            raise InvalidParameter(str(e)) from None
-        config = apply_changes({}, changes or [])
-        with tempfile.TemporaryFile(dir=self.options.data_root) as layer:
-            try:
-                diff_id, size, _ = _spool(_decompressed_chunks(source), layer)
-                layer.seek(0)
-                with tarfile.open(fileobj=layer, mode="r:") as check:
-                    for _member in check:
-                        pass
-            except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error) as e:
-                raise InvalidParameter(f"importing: not a tar archive: {e}") from None
-            layer.seek(0)
-            digest, _ = self.images.content.ingest(layer, diff_id, size)
-        now = rfc3339_now()
-        comment = message or f"Imported from {src}"
-        doc: dict[str, Any] = {"created": now, "architecture": wanted.architecture,
-                               "os": wanted.os}
-        if wanted.variant:
-            doc["variant"] = wanted.variant
-        doc.update(comment=comment, config=_image_config_section(config),
-                   rootfs={"type": "layers", "diff_ids": [diff_id]},
-                   history=[{"created": now, "comment": comment}])
-        image_id = self._register(doc, [Descriptor(mediatypes.OCI_LAYER, digest, size)], name)
-        self.events.emit("image", "import", image_id, {"name": image_id})
-        return image_id
-
-    # -- adding an image ----------------------------------------------------------------------
-
-    def _register(self, config_doc: dict[str, Any], layers: list[Descriptor],
-                  name: str | None) -> str:
-        """Store config and manifest; add the image (and its name) to the image service."""
-        config_bytes = to_go_json(config_doc)
-        config = describe(config_bytes, mediatypes.OCI_CONFIG)
-        self.images.content.ingest(config_bytes, str(config.digest))
-        manifest_bytes = build_manifest(config, layers)
-        manifest = describe(manifest_bytes, mediatypes.OCI_MANIFEST)
-        self.images.content.ingest(manifest_bytes, str(manifest.digest))
-        self.images.add(manifest, name)
-        if name:
-            self.events.emit("image", "tag", str(config.digest),
-                             {"name": parse_reference(name).familiar()})
-        return str(config.digest)
 
 
 # -- paths and stat ---------------------------------------------------------------------------
@@ -577,221 +403,30 @@ class _Extractor:
             os.utime(host, (member.mtime, member.mtime), follow_symlinks=False)
 
 
-# -- layers -----------------------------------------------------------------------------------
+# -- upper-dir placeholders -------------------------------------------------------------------
 
-
-def _spool(chunks: Any, out: IO[bytes]) -> tuple[str, int, bool]:
-    """Write an uncompressed tar stream to out: (sha256 digest, size, has no entries)."""
-    hasher = hashlib.sha256()
-    size = 0
-    head = b""
-    for chunk in chunks:
-        if len(head) < 512:
-            head += chunk[:512 - len(head)]
-        hasher.update(chunk)
-        out.write(chunk)
-        size += len(chunk)
-    out.flush()
-    return f"sha256:{hasher.hexdigest()}", size, not head.strip(b"\0")
-
-
-def _filtered_tar(source: IO[bytes], hidden: set[str]) -> Iterator[bytes]:
-    """The tar read from source without the members named in hidden, as chunks."""
-    chunks: list[bytes] = []
-
-    class _Sink:
-        def write(self, data: bytes) -> int:
-            chunks.append(bytes(data))
-            return len(data)
-
-    with tarfile.open(fileobj=source, mode="r:") as reader, \
-            tarfile.open(fileobj=_Sink(), mode="w|", format=tarfile.PAX_FORMAT) as writer:  # type: ignore[call-overload]
-        for member in reader:
-            if posixpath.normpath("/" + member.name).lstrip("/") in hidden:
-                continue
-            data = reader.extractfile(member) if member.isreg() else None
-            writer.addfile(member, data)
-            yield from chunks
-            chunks.clear()
-    yield from chunks
-
-
-def _decompressed_chunks(source: IO[bytes]) -> Iterator[bytes]:
-    """A tar stream, plain or gzip/bzip2/xz-compressed, uncompressed."""
-    head = source.read(6)
-    rest = _Prefixed(head, source)
-    reader: Any
-    if head.startswith(b"\x1f\x8b"):
-        reader = gzip.GzipFile(fileobj=rest, mode="rb")
-    elif head.startswith(b"BZh"):
-        reader = bz2.BZ2File(rest)
-    elif head.startswith(b"\xfd7zXZ\x00"):
-        reader = lzma.LZMAFile(rest)
-    elif head.startswith(b"\x28\xb5\x2f\xfd"):
-        raise InvalidParameter("importing: zstd-compressed archives are not supported yet")
-    else:
-        reader = rest
-    while True:
-        chunk = reader.read(_CHUNK)
-        if not chunk:
-            return
-        yield chunk
-
-
-class _Prefixed:
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
-        self._head = head
-        self._rest = rest
-
-    def read(self, size: int = -1) -> bytes:
-        if self._head:
-            if size < 0:
-                data, self._head = self._head + self._rest.read(), b""
-                return data
-            data, self._head = self._head[:size], self._head[size:]
-            return data
-        return self._rest.read(size)
-
-    def readable(self) -> bool:
-        return True
-
-
-# -- image configs ----------------------------------------------------------------------------
-
-
-def _image_name(repo: str, tag: str) -> str | None:
-    if not repo:
-        if tag:
-            raise InvalidParameter("a tag needs a repository")
-        return None
-    try:
-        reference = parse_reference(f"{repo}:{tag}" if tag else repo).with_default_tag()
-    except ImageReferenceError as e:
-        raise InvalidParameter(str(e)) from None
-    if reference.digest:
-        raise InvalidParameter("refusing to create a tag with a digest reference")
-    return str(reference)
-
-
-_CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Healthcheck",
-                "ArgsEscaped", "Volumes", "WorkingDir", "Labels", "OnBuild", "StopSignal",
-                "Shell")
-
-
-def _image_config_section(config: dict[str, Any]) -> dict[str, Any]:
-    """The image config's "config": the fields an image carries, empty ones left out."""
-    return {key: config[key] for key in _CONFIG_KEYS
-            if config.get(key) not in (None, "", {}, []) or key in ("Env", "Cmd")
-            and config.get(key) is not None}
-
-
-def _commit_merge(user: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
-    """moby's daemon/commit.go merge(): what the commit set, the container's for the rest."""
-    merged = dict(user)
-    if not merged.get("User"):
-        merged["User"] = container.get("User") or ""
-    ports = dict(container.get("ExposedPorts") or {})
-    ports.update(merged.get("ExposedPorts") or {})
-    merged["ExposedPorts"] = ports or None
-    env = list(merged.get("Env") or [])
-    keys = {item.split("=", 1)[0] for item in env}
-    merged["Env"] = env + [item for item in container.get("Env") or []
-                           if item.split("=", 1)[0] not in keys]
-    labels = dict(container.get("Labels") or {})
-    labels.update(merged.get("Labels") or {})
-    merged["Labels"] = labels or None
-    if not merged.get("Entrypoint"):
-        if not merged.get("Cmd"):
-            merged["Cmd"] = container.get("Cmd")
-        if merged.get("Entrypoint") is None:
-            merged["Entrypoint"] = container.get("Entrypoint")
-    for key in ("Healthcheck", "WorkingDir", "StopSignal", "Shell", "OnBuild"):
-        if not merged.get(key):
-            merged[key] = container.get(key)
-    volumes = dict(container.get("Volumes") or {})
-    volumes.update(merged.get("Volumes") or {})
-    merged["Volumes"] = volumes or None
-    return merged
-
-
-def apply_changes(config: dict[str, Any], changes: list[str]) -> dict[str, Any]:
-    """Dockerfile instructions (`--change 'CMD ["sh"]'`) applied to a container config."""
-    for change in changes:
-        for line in change.splitlines():
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            command, _, rest = line.partition(" ")
-            command = command.upper()
-            rest = rest.strip()
-            if command not in _CHANGE_COMMANDS:
-                raise InvalidParameter(f"{command.lower()} is not a valid change command")
-            _apply_change(config, command, rest)
-    return config
-
-
-def _json_or_shell(rest: str, config: dict[str, Any]) -> list[str]:
-    if rest.startswith("["):
+def placeholders(snapshots: Any, container_id: str) -> set[str]:
+    """What the runtime made in the upper dir only to mount over it (Docker keeps these
+    in the container's "-init" layer, so neither `docker diff` nor a commit shows them):
+    the empty /etc/hosts, /etc/hostname, /etc/resolv.conf and the empty /dev, /proc,
+    /sys; /etc too when it holds nothing else. Names relative to "/"."""
+    upper = snapshots.snapshot(container_id)["upperdir"]
+    found: set[str] = set()
+    for name in _FILE_PLACEHOLDERS:
         try:
-            value = json.loads(rest)
-        except ValueError:
-            value = None
-        if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            return value
-    shell = list(config.get("Shell") or ["/bin/sh", "-c"])
-    return [*shell, rest]
+            st = os.lstat(os.path.join(upper, name))
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            found.add(name)
+    for name in _DIR_PLACEHOLDERS:
+        path = os.path.join(upper, name)
+        if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
+            found.add(name)
+    etc = os.path.join(upper, "etc")
+    if found & set(_FILE_PLACEHOLDERS) and not os.path.islink(etc) and all(
+            f"etc/{entry}" in found for entry in os.listdir(etc)):
+        found.add("etc")
+    return found
 
-
-def _pairs(rest: str, what: str) -> list[tuple[str, str]]:
-    try:
-        words = shlex.split(rest)
-    except ValueError as e:
-        raise InvalidParameter(f"{what}: {e}") from None
-    if words and "=" not in words[0]:
-        # The old form: ENV key value with spaces.
-        key, _, value = rest.partition(" ")
-        return [(key, " ".join(shlex.split(value.strip())) if value.strip() else "")]
-    pairs = []
-    for word in words:
-        key, sep, value = word.partition("=")
-        if not sep or not key:
-            raise InvalidParameter(f"{what} names can not be blank")
-        pairs.append((key, value))
-    return pairs
-
-
-def _apply_change(config: dict[str, Any], command: str, rest: str) -> None:
-    if command == "CMD":
-        config["Cmd"] = _json_or_shell(rest, config)
-    elif command == "ENTRYPOINT":
-        config["Entrypoint"] = _json_or_shell(rest, config)
-        config.setdefault("Cmd", None)
-    elif command == "ENV":
-        env = list(config.get("Env") or [])
-        for key, value in _pairs(rest, "ENV"):
-            env = [item for item in env if item.split("=", 1)[0] != key] + [f"{key}={value}"]
-        config["Env"] = env
-    elif command == "LABEL":
-        labels = dict(config.get("Labels") or {})
-        labels.update(_pairs(rest, "LABEL"))
-        config["Labels"] = labels
-    elif command == "EXPOSE":
-        ports = dict(config.get("ExposedPorts") or {})
-        for port in rest.split():
-            ports[port if "/" in port else f"{port}/tcp"] = {}
-        config["ExposedPorts"] = ports
-    elif command == "VOLUME":
-        volumes = dict(config.get("Volumes") or {})
-        paths = json.loads(rest) if rest.startswith("[") else rest.split()
-        volumes.update(dict.fromkeys(paths, {}))
-        config["Volumes"] = volumes
-    elif command == "WORKDIR":
-        current = config.get("WorkingDir") or "/"
-        config["WorkingDir"] = posixpath.normpath(posixpath.join(current, rest))
-    elif command == "USER":
-        config["User"] = rest
-    elif command == "STOPSIGNAL":
-        config["StopSignal"] = rest
-    elif command == "ONBUILD":
-        config["OnBuild"] = list(config.get("OnBuild") or []) + [rest]
-
+# -- the container's root ---------------------------------------------------------------
