@@ -187,3 +187,25 @@ def test_exit_while_daemon_is_down_is_recorded(daemon: Daemon) -> None:
         assert daemon.docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip() == "4"
     finally:
         daemon.docker("rm", "-f", name)
+
+
+def test_stdin_logs_follow_attach_events(daemon: Daemon) -> None:
+    piped = daemon.docker("run", "--rm", "-i", IMAGE, "cat", input="piped in\n", check=True)
+    assert piped.stdout == "piped in\n"
+    daemon.docker("run", "-d", "--name", "follow", IMAGE, "sh", "-c",
+                  "for i in 1 2 3; do echo line$i; sleep 0.2; done", check=True)
+    try:
+        followed = daemon.docker("logs", "-f", "follow", check=True)
+        assert followed.stdout == "line1\nline2\nline3\n"
+        now = str(int(time.time()) + 1)
+        events = daemon.docker("events", "--since", "0", "--until", now, "--filter",
+                               "container=follow", "--format", "{{.Action}}", check=True)
+        assert events.stdout.split()[:3] == ["create", "start", "die"]
+    finally:
+        daemon.docker("rm", "-f", "follow")
+    daemon.docker("run", "-d", "--name", "attached", IMAGE, "sh", "-c",
+                  "sleep 0.5; echo attached-out", check=True)
+    try:
+        assert daemon.docker("attach", "attached", check=True).stdout == "attached-out\n"
+    finally:
+        daemon.docker("rm", "-f", "attached")

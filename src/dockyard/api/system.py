@@ -43,7 +43,8 @@ def register(router: Router, engine: Engine) -> None:
     @router.route("GET", "/events")
     async def events(request: Request) -> StreamingResponse:
         filters = request.query.filters()
-        since = _time_param(request.query.get_str("since"))
+        since_text = request.query.get_str("since")
+        since = _time_param(since_text)
         until = _time_param(request.query.get_str("until"))
         wanted = {key: filters.values_of(key) for key in filters}
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -52,7 +53,8 @@ def register(router: Router, engine: Engine) -> None:
         def deliver(event: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
-        past = engine.events.subscribe(deliver, int(since * 1e9) if since else None)
+        # --since 0 is "from the beginning", not "no history".
+        past = engine.events.subscribe(deliver, int(since * 1e9) if since_text else None)
 
         async def stream():  # type: ignore[no-untyped-def]
             try:
