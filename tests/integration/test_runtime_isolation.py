@@ -239,3 +239,24 @@ def test_no_pivot(oci: OCI) -> None:
     result = oci("run", "--no-pivot", "--bundle", str(bundle), container_id)
     assert result.returncode == 0, result.stderr
     assert "bin" in result.stdout.split()
+
+
+def test_compiled_seccomp_filter_is_cached_and_reused(oci: OCI) -> None:
+    config = oci.config()
+    config["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                      "errnoRet": 1}],
+    }
+    first = oci.run(["sh", "-c", "mkdir /tmp/x 2>/dev/null; echo rc=$?"], config)
+    cache = oci.root / "seccomp@cache"
+    assert first.stdout.strip() == "rc=1", first.stderr
+    entries = list(cache.iterdir())
+    assert len(entries) == 1 and entries[0].stat().st_size % 8 == 0
+    second = oci.run(["sh", "-c", "mkdir /tmp/x 2>/dev/null; echo rc=$?"], config)
+    assert second.stdout.strip() == "rc=1", second.stderr
+    assert list(cache.iterdir()) == entries
+    container_id = oci.create(oci.config(["sleep", "30"]) | {"linux": config["linux"]})
+    oci("start", container_id, check=True)
+    denied = oci("exec", container_id, "sh", "-c", "mkdir /tmp/y 2>/dev/null; echo rc=$?")
+    assert denied.stdout.strip() == "rc=1", denied.stderr

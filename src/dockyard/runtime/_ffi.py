@@ -8,9 +8,17 @@ definitions are the ones ctypes/__init__.py makes for the same types, nothing mo
 from __future__ import annotations
 
 import _ctypes
-from _ctypes import FUNCFLAG_CDECL, FUNCFLAG_USE_ERRNO, Structure, byref, get_errno
+from _ctypes import (
+    FUNCFLAG_CDECL,
+    FUNCFLAG_USE_ERRNO,
+    Structure,
+    addressof,
+    byref,
+    get_errno,
+)
 
-__all__ = ["Structure", "byref", "get_errno", "c_int", "c_uint32", "c_ulong", "libc"]
+__all__ = ["Structure", "addressof", "byref", "get_errno", "c_char", "c_int", "c_uint32",
+           "c_ulong", "c_ushort", "c_void_p", "libc"]
 
 _RTLD_GLOBAL = 0x100
 
@@ -25,6 +33,18 @@ class c_uint32(_ctypes._SimpleCData):  # noqa: N801
 
 class c_ulong(_ctypes._SimpleCData):  # noqa: N801
     _type_ = "L"
+
+
+class c_ushort(_ctypes._SimpleCData):  # noqa: N801
+    _type_ = "H"
+
+
+class c_void_p(_ctypes._SimpleCData):  # noqa: N801
+    _type_ = "P"
+
+
+class c_char(_ctypes._SimpleCData):  # noqa: N801
+    _type_ = "c"
 
 
 class _LibcFunction(_ctypes.CFuncPtr):

@@ -16,7 +16,13 @@ from .container import CREATING, Container
 from .errors import RuntimeFailure
 from .linux import NAMESPACE_PROC_NAMES, SIGKILL
 from .spawn import SpawnPlan, start_intermediate
-from .state import ContainerState, StateStore, now_rfc3339, process_start_time
+from .state import (
+    SECCOMP_CACHE,
+    ContainerState,
+    StateStore,
+    now_rfc3339,
+    process_start_time,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -75,6 +81,7 @@ def create_container(store: StateStore, container_id: str, opts: CreateOptions) 
             "no_new_keyring": opts.no_new_keyring, "preserve_fds": opts.preserve_fds,
             "console_socket": opts.console_socket,
             "console_fd": opts.console_fd.fileno() if opts.console_fd is not None else None,
+            "seccomp_cache": os.path.join(store.root, SECCOMP_CACHE),
         }
         spawned = intermediate.launch(plan, payload)
         init_pid = spawned.pid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 from .config import ConfigError, parse_process
 from .container import CREATED, PAUSED, RUNNING, Container
@@ -10,6 +11,7 @@ from .create import write_pid_file
 from .errors import RuntimeFailure
 from .jsonio import JSONError, loads
 from .spawn import SpawnPlan, start_intermediate
+from .state import SECCOMP_CACHE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -128,6 +130,7 @@ def _exec_plan(container: Container, opts: ExecOptions) -> tuple[SpawnPlan, dict
         "preserve_fds": opts.preserve_fds,
         "console_socket": opts.console_socket if terminal else None,
         "console_fd": opts.console_fd.fileno() if opts.console_fd is not None else None,
+        "seccomp_cache": os.path.join(container.store.root, SECCOMP_CACHE),
     }
     return plan, payload
 

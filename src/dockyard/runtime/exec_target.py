@@ -11,7 +11,6 @@ from .process import (
     close_fds_on_exec,
     exec_process,
     find_executable,
-    preload_seccomp,
     reset_signal_dispositions,
     with_home,
 )
@@ -24,7 +23,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .channel import Channel
-    from .config import Process, Seccomp
+    from .config import Process
+    from .seccomp_bpf import SeccompProgram
 
 
 def make_exec_target(payload: dict[str, Any]) -> Callable[[Channel], None]:
@@ -40,19 +40,25 @@ def make_exec_target(payload: dict[str, Any]) -> Callable[[Channel], None]:
         from .init import connect_console
 
         console = connect_console(payload["console_socket"])
-    seccomp = parse_seccomp(payload["seccomp"]) if payload["seccomp"] else None
+    seccomp = None
+    if payload["seccomp"]:
+        # Imported (and compiled or read from the cache) now: after setns(mnt) our
+        # modules and the cache are out of sight.
+        from . import seccomp_bpf
+
+        seccomp = seccomp_bpf.prepare(payload["seccomp"], parse_seccomp(payload["seccomp"]),
+                                      payload["seccomp_cache"])
     return ExecTarget(parse_process(payload["process"]), seccomp, console,
                       payload["preserve_fds"]).run
 
 
 class ExecTarget:
-    def __init__(self, process: Process, seccomp: Seccomp | None,
+    def __init__(self, process: Process, seccomp: SeccompProgram | None,
                  console: socket.socket | None, preserve_fds: int) -> None:
         self.process = process
         self.seccomp = seccomp
         self.console = console
         self.preserve_fds = preserve_fds
-        preload_seccomp(seccomp)
         if console is not None:
             from . import console as _console  # noqa: F401 - loaded before setns(mnt)
 

@@ -23,7 +23,6 @@ from .process import (
     close_fds_on_exec,
     exec_process,
     find_executable,
-    preload_seccomp,
     reset_signal_dispositions,
     with_home,
 )
@@ -61,7 +60,8 @@ def make_init(payload: dict[str, Any]) -> Callable[[Channel], None]:
         console = connect_console(payload["console_socket"])
     return ContainerInit(spec, payload["bundle"], cgroup_from_paths(payload["cgroup"]),
                          payload["fifo"], console, payload["id"], payload["no_pivot"],
-                         payload["no_new_keyring"], payload["preserve_fds"]).run
+                         payload["no_new_keyring"], payload["preserve_fds"],
+                         payload["seccomp_cache"]).run
 
 
 def connect_console(path: str) -> socket.socket:
@@ -79,7 +79,7 @@ def connect_console(path: str) -> socket.socket:
 class ContainerInit:
     def __init__(self, spec: Spec, bundle: str, cgroup: CgroupManager, fifo: str,
                  console: socket.socket | None, container_id: str, no_pivot: bool,
-                 no_new_keyring: bool, preserve_fds: int) -> None:
+                 no_new_keyring: bool, preserve_fds: int, seccomp_cache: str) -> None:
         self.spec = spec
         self.bundle = bundle
         self.cgroup = cgroup
@@ -94,7 +94,14 @@ class ContainerInit:
         self.proc_fd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         if console is not None:
             from . import console as _console  # noqa: F401 - loaded before pivot_root
-        preload_seccomp(spec.linux.seccomp)
+        self.seccomp = None
+        if spec.linux.seccomp is not None:
+            # Imported (and the filter compiled or read from the cache) now: after
+            # pivot_root our modules and the cache are out of sight.
+            from . import seccomp_bpf
+
+            self.seccomp = seccomp_bpf.prepare(spec.raw["linux"]["seccomp"],
+                                               spec.linux.seccomp, seccomp_cache)
         if spec.hooks.get("startContainer"):
             preload_hooks()
 
@@ -126,7 +133,7 @@ class ContainerInit:
             become_terminal_owner(slave)
         process.env = with_home(process.env, process.user.uid)
         executable = find_executable(process.args[0], process.env)
-        become_process_user(process, spec.linux.seccomp, sys)
+        become_process_user(process, self.seccomp, sys)
         close_fds_on_exec(2 + self.preserve_fds)
         channel.send(READY)
         channel.close()

@@ -63,6 +63,19 @@ def loads(text: str | bytes) -> Any:
     return value
 
 
+_sorted_encoder = (_json.make_encoder(None, None, _json.encode_basestring, None, ": ", ", ",
+                                      True, False, True) if _json else None)
+
+
+def dumps_sorted(value: Any) -> str:
+    """Canonical form (sorted keys): for hashing a document."""
+    if _sorted_encoder is None:
+        import json
+
+        return json.dumps(value, sort_keys=True)
+    return "".join(_sorted_encoder(value, 0))
+
+
 def dumps(value: Any) -> str:
     if _encoder is None:
         import json

@@ -8,12 +8,13 @@ import resource
 import stat
 
 from . import capabilities as caps
-from .config import Process, Rlimit, Seccomp
+from .config import Process, Rlimit
 from .errors import RuntimeFailure
 from .linux import PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from .seccomp_bpf import SeccompProgram
     from .syscalls import Syscall
 
 _RLIMITS = {name: getattr(resource, name) for name in dir(resource)
@@ -84,17 +85,10 @@ def find_executable(name: str, env: list[str]) -> str:
     raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH')
 
 
-def preload_seccomp(seccomp: Seccomp | None) -> None:
-    """Imports the seccomp loader now: after pivot_root our own modules are out of sight."""
-    if seccomp is not None:
-        from .seccomp import preload
-
-        preload()
-
-
-def become_process_user(process: Process, seccomp: Seccomp | None, sys: Syscall) -> None:
+def become_process_user(process: Process, seccomp: SeccompProgram | None,
+                        sys: Syscall) -> None:
     """Drops to the process's identity and privileges; then only execve remains.
-    Call preload_seccomp first, before the root changes."""
+    `seccomp` is the compiled filter (seccomp_bpf.prepare, before the root changes)."""
     capabilities = process.capabilities
     if capabilities is not None:
         caps.drop_bounding(sys, caps.mask(capabilities.bounding))
@@ -131,10 +125,10 @@ def become_process_user(process: Process, seccomp: Seccomp | None, sys: Syscall)
         _load_seccomp(seccomp)
 
 
-def _load_seccomp(seccomp: Seccomp) -> None:
-    from .seccomp import load_filter
+def _load_seccomp(program: SeccompProgram) -> None:
+    from .seccomp_bpf import load
 
-    load_filter(seccomp)
+    load(program)
 
 
 def close_fds_on_exec(keep_up_to: int) -> None:

@@ -22,7 +22,7 @@ import sys
 
 from .config import Seccomp, SeccompArg
 
-__all__ = ["SeccompError", "load_filter", "resolve_syscall"]
+__all__ = ["SeccompError", "compile_filter", "load_filter", "resolve_syscall"]
 
 _ACTIONS: dict[str, int] = {
     "SCMP_ACT_KILL": 0x00000000,  # SECCOMP_RET_KILL_THREAD, as in libseccomp and runc
@@ -117,6 +117,8 @@ def _library() -> ctypes.CDLL:
     lib.seccomp_rule_add_array.restype = ctypes.c_int
     lib.seccomp_load.argtypes = [ctx]
     lib.seccomp_load.restype = ctypes.c_int
+    lib.seccomp_export_bpf.argtypes = [ctx, ctypes.c_int]
+    lib.seccomp_export_bpf.restype = ctypes.c_int
     lib.seccomp_version.argtypes = []
     lib.seccomp_version.restype = ctypes.POINTER(_Version)
     return lib
@@ -242,6 +244,18 @@ def load_filter(seccomp: Seccomp) -> None:
     Raises SeccompError, naming the field, for configurations libseccomp cannot express and
     when the kernel refuses the filter (EACCES: neither no_new_privs nor CAP_SYS_ADMIN).
     """
+    _build(seccomp, export=False)
+
+
+def compile_filter(seccomp: Seccomp) -> bytes:
+    """The filter as the BPF program libseccomp would load (struct sock_filter array), for
+    loading later with seccomp(2) (seccomp_bpf.py) and for caching."""
+    program = _build(seccomp, export=True)
+    assert program is not None
+    return program
+
+
+def _build(seccomp: Seccomp, export: bool) -> bytes | None:
     lib = _library()
     default_action = _action(seccomp.default_action, seccomp.default_errno_ret,
                              "linux.seccomp.defaultAction", "linux.seccomp.defaultErrnoRet")
@@ -263,8 +277,23 @@ def load_filter(seccomp: Seccomp) -> None:
             lib.seccomp_attr_set(ctx, _FLTATR_CTL_OPTIMIZE, 2)
         _add_architectures(lib, ctx, seccomp.architectures)
         _add_rules(lib, ctx, seccomp, default_action)
+        if export:
+            return _export(lib, ctx)
         rc = lib.seccomp_load(ctx)
         if rc != 0:
             raise SeccompError(f"linux.seccomp: the kernel refused the filter: {_strerror(rc)}")
+        return None
     finally:
         lib.seccomp_release(ctx)
+
+
+def _export(lib: ctypes.CDLL, ctx: int) -> bytes:
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    try:
+        rc = lib.seccomp_export_bpf(ctx, fd)
+        if rc != 0:
+            raise SeccompError(f"linux.seccomp: exporting the filter: {_strerror(rc)}")
+        size = os.lseek(fd, 0, os.SEEK_END)
+        return os.pread(fd, size, 0)
+    finally:
+        os.close(fd)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 DEFAULT_ROOT = "/run/dockyard-runc"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
+SECCOMP_CACHE = "seccomp@cache"  # compiled filters (seccomp_bpf.py); '@' is not in any id
 OCI_VERSION = "1.2.0"
 
 # runc's ^[\w+-\.]+$ with Go's ASCII \w.
