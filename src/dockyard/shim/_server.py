@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import _inprocess
 from . import protocol as p
 from ._runtime import RESET_SIGNALS, Runtime, error_message, is_not_found
 from ._stdio import NO_STDIN, Attacher, Stdio, set_nonblocking, set_window_size
@@ -272,11 +273,14 @@ class Shim:
         """Starts a runtime command in a session of its own (so that the container is not
         in ours); the future gets its wait status."""
         try:
-            pid = os.posix_spawn(argv[0], argv, os.environ,
-                                 file_actions=[(os.POSIX_SPAWN_DUP2, stdin, 0),
-                                               (os.POSIX_SPAWN_DUP2, stdout, 1),
-                                               (os.POSIX_SPAWN_DUP2, stderr, 2)],
-                                 setsigdef=RESET_SIGNALS, setsid=True)
+            if _inprocess.is_own_runtime(argv[0]):
+                pid = _inprocess.spawn(argv, stdin, stdout, stderr, RESET_SIGNALS)
+            else:
+                pid = os.posix_spawn(argv[0], argv, os.environ,
+                                     file_actions=[(os.POSIX_SPAWN_DUP2, stdin, 0),
+                                                   (os.POSIX_SPAWN_DUP2, stdout, 1),
+                                                   (os.POSIX_SPAWN_DUP2, stderr, 2)],
+                                     setsigdef=RESET_SIGNALS, setsid=True)
         except OSError as e:
             raise p.ShimError(f"cannot run the runtime {argv[0]}: {e.strerror}",
                               p.RUNTIME) from None

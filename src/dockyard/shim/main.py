@@ -161,8 +161,11 @@ def run(options: Options, tell: Callable[[bytes], None]) -> int:
     ready, then serves until idle or shut down."""
     import fcntl
 
+    from ._inprocess import preload
     from ._system import log, set_child_subreaper
 
+    # Dockyard's runtime runs forked from here (see _inprocess.py): import it once now.
+    preload()
     exec_root = options.exec_root
     socket_path = os.path.join(exec_root, p.SOCKET_NAME)
     lock_fd = os.open(os.path.join(exec_root, p.PID_FILE_NAME),
