@@ -6,9 +6,10 @@ yet either), both load the same busybox image (the shared fixture, from Debian's
 busybox-static), and each row alternates between them round by round. Medians.
 
 Rows: `docker run --rm IMAGE true` through the docker CLI; create+start+wait+remove
-through the API (docker-py); `docker exec CONTAINER true`; `docker ps -a` with 50
-containers; memory per running container (helper processes' PSS + daemon growth, for 20
-sleeping containers) and the idle daemon's RSS.
+through the API (docker-py); `docker exec CONTAINER true`; `docker logs` of 100k lines;
+`docker save` and `docker load` of a 200 MB image (made with `docker commit`); `docker ps
+-a` with 50 containers; memory per running container (helper processes' PSS + daemon
+growth, for 20 sleeping containers) and the idle daemon's RSS.
 
 usage: .venv/bin/python bench/engine_bench.py [--rounds 20] [--markdown]
 """
@@ -181,8 +182,26 @@ def main() -> None:
                     add("create+start+wait+remove (API)", engine, timed(lifecycle))
                     add("exec true (docker CLI)", engine,
                         timed(lambda e=engine: e.docker("exec", "execbench", "true")))
+            heavy_rounds = max(3, args.rounds // 4)
             for engine in engines:
-                engine.docker("rm", "-f", "execbench")
+                engine.docker("run", "--name", "logbench", IMAGE, "seq", "1", "100000")
+                engine.docker("run", "--name", "bigbench", IMAGE, "sh", "-c",
+                              "head -c 200000000 /dev/urandom > /big")
+                engine.docker("commit", "bigbench", "bench-big:latest")
+            for _ in range(heavy_rounds):
+                for engine in engines:
+                    add("logs, 100k lines", engine,
+                        timed(lambda e=engine: e.docker("logs", "logbench")))
+                    archive = engine.root / "big.tar"
+                    add("save, 200 MB image", engine, timed(
+                        lambda e=engine, a=archive: e.docker("save", "-o", str(a),
+                                                             "bench-big:latest")))
+                    engine.docker("rmi", "-f", "bench-big:latest")
+                    add("load, 200 MB image", engine, timed(
+                        lambda e=engine, a=archive: e.docker("load", "-i", str(a))))
+                    archive.unlink()
+            for engine in engines:
+                engine.docker("rm", "-f", "execbench", "logbench", "bigbench")
                 for i in range(50):
                     engine.docker("create", "--name", f"ps{i}", IMAGE, "true")
             for _ in range(args.rounds):
