@@ -25,7 +25,7 @@ from . import (
     json_response,
     stream_content_type,
 )
-from ._errors import InvalidParameter, NotModified
+from ._errors import InvalidParameter
 from ._hijack import HijackedStream
 from ._response import Hijack
 from ._streams import STDERR, STDOUT
@@ -69,18 +69,13 @@ def register(router: Router, engine: Engine) -> None:
 
     @router.route("POST", "/containers/{id}/start")
     async def start(request: Request) -> Response:
-        try:
-            await call(containers.start, request.params["id"])
-        except Exception as error:
-            if type(error).__name__ == "ServerError" and "NotModified_" in repr(error):
-                raise NotModified("") from None
-            raise
+        await call(containers.start, request.params["id"])
         return empty_response(204)
 
     @router.route("POST", "/containers/{id}/stop")
     async def stop(request: Request) -> Response:
         timeout = request.query.first("t") or request.query.first("timeout")
-        await _lifecycle(containers.stop, request.params["id"],
+        await call(containers.stop, request.params["id"],
                          int(timeout) if timeout else None,
                          request.query.get_str("signal") or None)
         return empty_response(204)
@@ -88,7 +83,7 @@ def register(router: Router, engine: Engine) -> None:
     @router.route("POST", "/containers/{id}/restart")
     async def restart(request: Request) -> Response:
         timeout = request.query.first("t")
-        await _lifecycle(containers.restart, request.params["id"],
+        await call(containers.restart, request.params["id"],
                          int(timeout) if timeout else None)
         return empty_response(204)
 
@@ -255,16 +250,6 @@ async def pipe(stream: HijackedStream, sock: socket.socket, with_stdin: bool) ->
         if feeder is not None:
             feeder.cancel()
         sock.close()
-
-
-async def _lifecycle(function: Any, *args: Any) -> None:
-    try:
-        await call(function, *args)
-    except Exception as error:
-        if "NotModified_" in type(error).__name__ or (
-                type(error).__name__ == "ServerError" and not str(error)):
-            raise NotModified("") from None
-        raise
 
 
 def _register_exec(router: Router, engine: Engine) -> None:

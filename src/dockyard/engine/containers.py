@@ -21,7 +21,7 @@ from ..shim.client import ShimClient
 from ..shim.protocol import EXIT_SUFFIX, ShimError
 from ..snapshot import SnapshotError, Snapshotter, chain_ids
 from .container_store import ContainerStore, new_id, validate_name
-from .errors import Conflict, EngineError, InvalidParameter, NotFound
+from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
 from .etc_files import write_etc_files
 from .events import EventBus
 from .images import ImageService
@@ -196,7 +196,7 @@ class ContainerService:
         if state["Running"]:
             if state["Paused"]:
                 raise Conflict("cannot start a paused container, try unpause instead")
-            raise NotModified_()
+            raise NotModified("container already started")
         container_id = record["Id"]
         directory = self.store.dir_of(container_id)
         rootfs = directory / "rootfs"
@@ -301,7 +301,7 @@ class ContainerService:
     def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> None:
         record = self.store.get(ref)
         if not record["State"]["Running"]:
-            raise NotModified_()
+            raise NotModified("container already stopped")
         config = record["Config"]
         number = parse_signal(signal or config.get("StopSignal"), 15)
         if timeout is None:
@@ -521,10 +521,6 @@ class ContainerService:
         labels = record["Config"].get("Labels") or {}
         return {**labels, "image": record["Config"].get("Image", ""),
                 "name": record["Name"].lstrip("/")}
-
-
-class NotModified_(EngineError):  # noqa: N801 - a 304 that still reads as "not modified"
-    pass
 
 
 def exit_code_for_start_error(message: str) -> int:
