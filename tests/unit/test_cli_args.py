@@ -142,3 +142,12 @@ def test_ps_start_up_imports_only_what_it_needs() -> None:
     heavy = {"typing", "re", "json", "argparse", "http.client", "email", "ssl", "enum",
              "socket", "datetime", "threading", "subprocess"}
     assert not loaded & heavy, loaded & heavy
+
+
+def test_daemon_subcommand_is_dockyardd(capsys: pytest.CaptureFixture[str]) -> None:
+    from dockyard.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["daemon", "--help"])
+    assert info.value.code == 0
+    assert "usage: dockyardd" in capsys.readouterr().out

@@ -84,6 +84,7 @@ Commands:
   commit      Create a new image from a container's changes
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
+  daemon      Run the Dockyard daemon (dockyardd)
   diff        Inspect changes to files or directories on a container's filesystem
   events      Get real time events from the server
   export      Export a container's filesystem as a tar archive
@@ -207,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     elif command == "help":
         sys.stdout.write(HELP)
         return 0
+    elif command == "daemon":
+        # `dockyard daemon` is dockyardd: the daemon's own flags follow.
+        from ..daemon.main import main as daemon_main
+
+        return daemon_main(rest[1:])
     else:
         return _unknown(command)
     return run_command(target, name, rest, host, config)
