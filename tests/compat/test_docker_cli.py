@@ -209,3 +209,30 @@ def test_stdin_logs_follow_attach_events(daemon: Daemon) -> None:
         assert daemon.docker("attach", "attached", check=True).stdout == "attached-out\n"
     finally:
         daemon.docker("rm", "-f", "attached")
+
+
+def test_dockyard_cli_terminal_session(daemon: Daemon) -> None:
+    from tests.compat.conftest import BIN
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(str(BIN / "dockyard"), [str(BIN / "dockyard"), "-H", daemon.host, "run",
+                                         "--rm", "-it", IMAGE, "sh", "-c",
+                                         "tty; stty size; exit 4"])
+    output = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 4, output
+    assert b"/dev/pts/0" in output
