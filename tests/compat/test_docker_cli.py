@@ -236,3 +236,34 @@ def test_dockyard_cli_terminal_session(daemon: Daemon) -> None:
     os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 4, output
     assert b"/dev/pts/0" in output
+
+
+def test_bind_and_tmpfs_mounts(daemon: Daemon, tmp_path: object) -> None:
+    host = f"{tmp_path}/shared"
+    os.makedirs(host)
+    with open(f"{host}/file", "w") as f:
+        f.write("from the host\n")
+    readonly = daemon.docker("run", "--rm", "-v", f"{host}:/host:ro", IMAGE, "sh", "-c",
+                             "cat /host/file; touch /host/x 2>/dev/null || echo refused")
+    assert readonly.stdout == "from the host\nrefused\n", readonly.stderr
+    created = f"{tmp_path}/made/by/run"
+    daemon.docker("run", "--rm", "-v", f"{created}:/out", IMAGE, "sh", "-c",
+                  "echo written > /out/result", check=True)
+    with open(f"{created}/result") as f:
+        assert f.read() == "written\n"
+    tmpfs = daemon.docker("run", "--rm", "--mount", "type=tmpfs,target=/t,tmpfs-size=1048576",
+                          IMAGE, "sh", "-c", "grep ' /t ' /proc/mounts | cut -d' ' -f3")
+    assert tmpfs.stdout.strip() == "tmpfs", tmpfs.stderr
+    missing = daemon.docker("run", "--rm", "--mount",
+                            "type=bind,source=/no/such/dir,target=/x", IMAGE, "true")
+    assert missing.returncode == 125
+    assert "bind source path does not exist: /no/such/dir" in missing.stderr
+    daemon.docker("create", "--name", "withmounts", "-v", f"{host}:/host:ro", IMAGE, "true",
+                  check=True)
+    try:
+        mounts = json.loads(daemon.docker("inspect", "-f", "{{json .Mounts}}",
+                                          "withmounts", check=True).stdout)
+        assert mounts == [{"Type": "bind", "Source": host, "Destination": "/host", "Mode": "",
+                           "RW": False, "Propagation": "rprivate"}]
+    finally:
+        daemon.docker("rm", "-f", "withmounts")

@@ -100,3 +100,27 @@ def test_users(rootfs: Path) -> None:
 def test_no_command_is_refused(rootfs: Path) -> None:
     with pytest.raises(InvalidParameter, match="no command specified"):
         build_spec("c" * 64, {}, {}, paths_for(rootfs), "/x")
+
+
+def test_user_mounts_validation(tmp_path: Path) -> None:
+    from dockyard.engine.mounts import user_mounts
+
+    made = tmp_path / "made"
+    mounts = user_mounts({"Binds": [f"{made}:/m:ro,rslave"],
+                          "Mounts": [{"Type": "tmpfs", "Target": "/t",
+                                      "TmpfsOptions": {"SizeBytes": 1024, "Mode": 0o1777}}]},
+                         create_missing=True)
+    assert made.is_dir()
+    assert mounts[0].oci() == {"destination": "/m", "type": "bind", "source": str(made),
+                               "options": ["rbind", "rslave", "ro"]}
+    assert mounts[1].oci()["options"][-2:] == ["size=1024", "mode=1777"]
+    for host_config, message in (
+            ({"Binds": ["data:/d"]}, "named volumes are not supported yet"),
+            ({"Binds": ["/a:relative"]}, "must be absolute"),
+            ({"Binds": ["/a:/d:bogus"]}, "invalid mode: bogus"),
+            ({"Binds": ["/a:/d", "/b:/d"]}, "Duplicate mount point: /d"),
+            ({"Mounts": [{"Type": "bind", "Source": "/no/such", "Target": "/x"}]},
+             "bind source path does not exist"),
+            ({"Mounts": [{"Type": "weird", "Target": "/x"}]}, "mount type unknown")):
+        with pytest.raises(InvalidParameter, match=message):
+            user_mounts(host_config)

@@ -26,6 +26,7 @@ from .etc_files import write_etc_files
 from .events import EventBus
 from .images import ImageService
 from .merge import merge_image_config
+from .mounts import user_mounts
 from .oci_spec import ContainerPaths, build_spec
 from .options import EngineOptions
 from .timefmt import ZERO_TIME, rfc3339_now
@@ -132,6 +133,7 @@ class ContainerService:
             wanted = parse_platform(platform) if platform else None
         except image_errors.PlatformError as e:
             raise InvalidParameter(str(e)) from None
+        mounts = user_mounts(host_config, create_missing=True)
         target, image = self.images.find(image_ref, wanted)
         merged = merge_image_config(config, image.image_config)
         container_id = new_id()
@@ -151,7 +153,7 @@ class ContainerService:
             "ExecIDs": None,
             "HostConfig": _host_config_defaults(host_config),
             "Config": merged,
-            "Mounts": [],
+            "Mounts": [mount.inspect() for mount in mounts],
             "NetworkSettings": _network_settings(host_config),
         }
         if not merged.get("Hostname"):

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import seccomp_profile
 from .errors import InvalidParameter
+from .mounts import user_mounts
 from .users import resolve_user
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -310,4 +311,5 @@ def _mounts(host_config: dict[str, Any], paths: ContainerPaths,
     if host_config.get("Init") and paths.init_binary is not None:
         mounts.append({"destination": INIT_PATH, "type": "bind",
                        "source": str(paths.init_binary), "options": ["bind", "ro"]})
+    mounts += [mount.oci() for mount in user_mounts(host_config)]
     return mounts
