@@ -267,3 +267,11 @@ def test_bind_and_tmpfs_mounts(daemon: Daemon, tmp_path: object) -> None:
                            "RW": False, "Propagation": "rprivate"}]
     finally:
         daemon.docker("rm", "-f", "withmounts")
+
+
+def test_init_runs_as_pid_1(daemon: Daemon) -> None:
+    result = daemon.docker("run", "--rm", "--init", IMAGE, "sh", "-c",
+                           "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$", check=True)
+    first, second = result.stdout.splitlines()
+    assert first.startswith("/sbin/docker-init -- sh")
+    assert second != "1"
