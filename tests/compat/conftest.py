@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_root
+from tests.host import remove_cgroups, unmount_all_under
 
 BIN = Path(sys.executable).parent
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
@@ -89,8 +90,8 @@ class Daemon:
                 self.docker("rm", "-f", container_id)
             self.stop()
         _stop_shim(self.exec_root)
-        _unmount_below(self.root)
-        _remove_cgroups(self.cgroup_parent)
+        unmount_all_under(self.root)
+        remove_cgroups(self.cgroup_parent)
 
 
 def _stop_shim(exec_root: Path) -> None:
@@ -117,26 +118,6 @@ def _stop_shim(exec_root: Path) -> None:
             time.sleep(0.05)
         if not Path(f"/proc/{pid}").exists():
             return
-
-
-def _unmount_below(root: Path) -> None:
-    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    for target in sorted((m for m in mounts if m.startswith(str(root))), reverse=True):
-        subprocess.run(["umount", "-l", target], check=False)
-
-
-def _remove_cgroups(parent: str) -> None:
-    for base in Path("/sys/fs/cgroup").iterdir():
-        directory = base / parent.strip("/")
-        if directory.is_dir():
-            for child in sorted(directory.rglob("*"), reverse=True):
-                if child.is_dir():
-                    os.rmdir(child)
-            os.rmdir(directory)
-        try:
-            os.rmdir(directory.parent)  # /dockyard-test, if no other test uses it now
-        except OSError:
-            pass
 
 
 @pytest.fixture(scope="session")

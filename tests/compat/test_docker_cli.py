@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import pty
-import select
 import time
 
-from tests.compat.conftest import DOCKER, Daemon
+from tests.compat.conftest import BIN, DOCKER, Daemon
+from tests.host import run_in_terminal
 
 IMAGE = "dockyard-fixture:1.0"
 
@@ -102,28 +101,11 @@ def test_image_commands(daemon: Daemon, tmp_path: object) -> None:
 
 
 def test_run_with_a_terminal(daemon: Daemon) -> None:
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.environ["DOCKER_HOST"] = daemon.host
-        os.execv(DOCKER, [DOCKER, "run", "--rm", "-it", IMAGE, "sh", "-c",
-                          "tty; stty size; exit 5"])
-    output = b""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 5, output
-    assert b"/dev/pts/0" in output
+    session = run_in_terminal([DOCKER, "run", "--rm", "-it", IMAGE, "sh", "-c",
+                               "tty; stty size; exit 5"],
+                              env={**os.environ, "DOCKER_HOST": daemon.host}, timeout=30)
+    assert session.returncode == 5, session.stdout
+    assert "/dev/pts/0" in session.stdout
 
 
 def test_docker_py(daemon: Daemon) -> None:
@@ -212,30 +194,10 @@ def test_stdin_logs_follow_attach_events(daemon: Daemon) -> None:
 
 
 def test_dockyard_cli_terminal_session(daemon: Daemon) -> None:
-    from tests.compat.conftest import BIN
-
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execv(str(BIN / "dockyard"), [str(BIN / "dockyard"), "-H", daemon.host, "run",
-                                         "--rm", "-it", IMAGE, "sh", "-c",
-                                         "tty; stty size; exit 4"])
-    output = b""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 1)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 4, output
-    assert b"/dev/pts/0" in output
+    session = run_in_terminal([str(BIN / "dockyard"), "-H", daemon.host, "run", "--rm", "-it",
+                               IMAGE, "sh", "-c", "tty; stty size; exit 4"], timeout=30)
+    assert session.returncode == 4, session.stdout
+    assert "/dev/pts/0" in session.stdout
 
 
 def test_bind_and_tmpfs_mounts(daemon: Daemon, tmp_path: object) -> None:

@@ -8,14 +8,12 @@ daemon and compares exit codes and the output that does not depend on IDs or tim
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import pty
 import select
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -29,6 +27,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_root
+from tests.host import (
+    mounts_under,
+    ping,
+    processes_using,
+    remove_cgroups,
+    unmount_all_under,
+    wait_until,
+)
 
 DOCKERD = "/usr/sbin/dockerd"
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
@@ -40,62 +46,6 @@ HOST_PATHS = [Path("/run/containerd"), Path("/run/docker")]
 
 
 # -- the daemon -------------------------------------------------------------------------------
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def ping(sock: Path) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX) as client:
-            client.settimeout(2)
-            client.connect(str(sock))
-            client.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-            return client.recv(4096).split(b"\r\n", 1)[0].endswith(b" 200 OK")
-    except OSError:
-        return False
-
-
-def processes_using(directory: Path) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError):
-            continue
-        if str(directory) in argv:
-            found.append(int(proc.name))
-    return found
-
-
-def mounts_under(directory: Path) -> list[str]:
-    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    return [p for p in points if p == str(directory) or p.startswith(f"{directory}/")]
-
-
-def unmount_all_under(directory: Path) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    for point in sorted(mounts_under(directory), key=len, reverse=True):
-        libc.umount2(point.encode(), 2)   # MNT_DETACH
-
-
-def remove_cgroups(relative: str) -> None:
-    root = Path("/sys/fs/cgroup")
-    for base in [root, *(p for p in root.iterdir() if p.is_dir())]:
-        target = base / relative.strip("/")
-        if target.is_dir():
-            for directory, _, _ in os.walk(target, topdown=False):
-                try:
-                    os.rmdir(directory)
-                except OSError:
-                    pass
 
 
 class CLIs:
@@ -219,7 +169,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory,
         # containerd and its shims name the exec root on their command lines.
         wait_until(lambda: not processes_using(home), 15)
         stray = processes_using(home)
-        for pid in stray:
+        for pid, _ in stray:
             os.kill(pid, signal.SIGKILL)
         unmount_all_under(home)
         remove_cgroups(cgroup_parent)

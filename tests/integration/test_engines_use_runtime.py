@@ -9,23 +9,26 @@ networking (no bridge, no firewall rule, no sysctl); what it made is removed at 
 
 from __future__ import annotations
 
-import ctypes
 import os
-import pty
-import select
 import shutil
 import signal
-import socket
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_root
+from tests.host import (
+    ping,
+    processes_using,
+    remove_cgroups,
+    run_in_terminal,
+    unmount_all_under,
+    wait_until,
+)
 from tests.integration.conftest import RUNTIME
 
 RUNC = "/usr/sbin/runc"
@@ -62,48 +65,6 @@ def run(argv: list[str], env: dict[str, str] | None = None,
                           text=True, timeout=timeout, check=False)
 
 
-def run_in_terminal(argv: list[str], env: dict[str, str] | None = None,
-                    timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Runs argv with a pty as its stdin, stdout and stderr; returns what it printed there.
-
-    Nobody types and the pty stays open: an EOF on stdin would end `run -it` before its
-    output is through (script(1) < /dev/null does that, and loses output at random).
-    """
-    master, slave = pty.openpty()
-    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                               start_new_session=True)
-    os.close(slave)
-    output = bytearray()
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if select.select([master], [], [], 0.05)[0]:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:   # EIO: nobody has the pty open any more
-                    chunk = b""
-                if not chunk:
-                    break
-                output += chunk
-            elif process.poll() is not None:
-                break             # exited, and all it wrote has been read
-        else:
-            process.kill()
-        status = process.wait(timeout=10)
-    finally:
-        os.close(master)
-    return subprocess.CompletedProcess(argv, status, output.decode(errors="replace"), "")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def import_image(cli: list[str], env: dict[str, str] | None, rootfs: Path) -> None:
     tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
     assert tar.stdout is not None
@@ -120,49 +81,13 @@ def runtime_ids(argv: list[str]) -> list[str]:
     return listed.stdout.split()
 
 
-def processes_using(directory: Path) -> list[str]:
-    """Live processes whose command line names directory (daemons, conmon, shims)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, ValueError):
-            continue
-        if proc.name.isdigit() and str(directory) in argv:
-            found.append(f"{proc.name}: {argv.strip()}")
-    return found
-
-
-def mounts_under(directory: Path) -> list[str]:
-    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-    return [p for p in points if p == str(directory) or p.startswith(f"{directory}/")]
-
-
-def unmount_all_under(directory: Path) -> None:
-    # umount2(2), not umount(8): util-linux would create /run/mount on the host.
-    libc = ctypes.CDLL(None, use_errno=True)
-    mnt_detach = 2
-    for point in sorted(mounts_under(directory), key=len, reverse=True):
-        if libc.umount2(point.encode(), mnt_detach) != 0:
-            raise OSError(ctypes.get_errno(), f"umount {point}")
-
-
-def remove_cgroups(relative: str) -> None:
-    """Removes the cgroup relative, and what is below it, in every hierarchy (v1 and v2)."""
-    root = Path("/sys/fs/cgroup")
-    for base in [root, *(p for p in root.iterdir() if p.is_dir())]:
-        if (base / relative.strip("/")).is_dir():
-            for directory, _, _ in os.walk(base / relative.strip("/"), topdown=False):
-                os.rmdir(directory)
-
-
 def clean_up_engine(home: Path, cgroup_parent: str, host_paths: list[Path],
                     existed: set[Path]) -> list[str]:
     """Removes all an engine left; returns the processes that had to be killed."""
     wait_until(lambda: not processes_using(home), 15)
-    left = processes_using(home)
-    for line in left:
-        os.kill(int(line.split(":")[0]), signal.SIGKILL)
+    left = [f"{pid}: {argv}" for pid, argv in processes_using(home)]
+    for pid, _ in processes_using(home):
+        os.kill(pid, signal.SIGKILL)
     unmount_all_under(home)
     remove_cgroups(cgroup_parent)
     shutil.rmtree(home)
@@ -243,18 +168,6 @@ def podman(tmp_path_factory: pytest.TempPathFactory,
         killed = clean_up_engine(home, cgroup_parent, PODMAN_HOST_PATHS, existed)
         assert reset.returncode == 0, reset.stderr
         assert not killed, f"processes outlived podman: {killed}"
-
-
-def ping(sock: Path) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX) as client:
-            client.settimeout(2)
-            client.connect(str(sock))
-            client.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-            reply = client.recv(4096)
-    except OSError:
-        return False
-    return reply.split(b"\r\n", 1)[0].endswith(b" 200 OK")
 
 
 def start_dockerd(home: Path, cgroup_parent: str) -> subprocess.Popen[bytes]:

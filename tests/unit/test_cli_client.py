@@ -14,6 +14,7 @@ import pytest
 from dockyard.cli._client import Client, DaemonError, urlencode
 from dockyard.cli._jsonlite import dumps, dumps_go, loads
 from dockyard.cli._session import Demuxer, demux_bytes
+from tests.fake_http import read_requests
 
 Handler = Callable[[str, str, dict[str, str], bytes], bytes | None]
 
@@ -43,23 +44,8 @@ class Server:
                              daemon=True).start()
 
     def _serve(self, conn: socket.socket, number: int) -> None:
-        buffer = b""
         with conn:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, buffer = buffer.split(b"\r\n\r\n", 1)
-                lines = head.decode().split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                headers = {k.lower(): v.strip() for k, _, v in
-                           (line.partition(":") for line in lines[1:])}
-                length = int(headers.get("content-length", "0"))
-                while len(buffer) < length:
-                    buffer += conn.recv(65536)
-                body, buffer = buffer[:length], buffer[length:]
+            for method, target, headers, body in read_requests(conn):
                 self.seen.append((method, target, number))
                 if target == "/_ping":
                     conn.sendall(f"HTTP/1.1 200 OK\r\nApi-Version: {self.api}\r\n"

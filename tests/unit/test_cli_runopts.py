@@ -23,6 +23,7 @@ import pytest
 from dockyard.cli._args import UsageError, parse
 from dockyard.cli._runopts import build_create_body, go_duration, parse_port_spec
 from dockyard.cli.container import _run_spec
+from tests.fake_http import read_requests
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -55,23 +56,8 @@ class FakeEngine:
             pass
 
     def _exchange(self, conn: socket.socket) -> None:
-        buffer = b""
         with conn:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buffer += data
-                head, buffer = buffer.split(b"\r\n\r\n", 1)
-                lines = head.decode().split("\r\n")
-                method, target, _ = lines[0].split(" ", 2)
-                headers = {k.lower(): v.strip() for k, _, v in
-                           (line.partition(":") for line in lines[1:])}
-                length = int(headers.get("content-length", "0"))
-                while len(buffer) < length:
-                    buffer += conn.recv(65536)
-                body, buffer = buffer[:length], buffer[length:]
+            for method, target, _, body in read_requests(conn):
                 self.requests.append((method, target, body))
                 if not self._reply(conn, method, target):
                     return
