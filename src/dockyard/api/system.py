@@ -178,9 +178,8 @@ def _os_release() -> dict[str, str]:
         text = open("/etc/os-release").read()
     except OSError:
         return {}
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line) | {
-        k: v.strip('"') for k, v in (line.split("=", 1) for line in text.splitlines()
-                                     if "=" in line)}
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {key: value.strip('"') for key, value in pairs}
 
 
 def _os_name() -> str:

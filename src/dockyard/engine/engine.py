@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ..snapshot import Snapshotter
 from .containers import ContainerService
 from .events import EventBus
@@ -27,7 +29,7 @@ class Engine:
         from ..shim.client import socket_path
 
         if any(r["State"]["Running"] for r in self.containers.store.all()) or \
-                __import__("os").path.exists(socket_path(str(self.options.exec_root))):
+                os.path.exists(socket_path(str(self.options.exec_root))):
             try:
                 self.containers.shim()
                 self.containers.reconcile()

@@ -33,6 +33,7 @@ from ..image import (
 from ..image import ReferenceError as ImageReferenceError
 from .errors import Conflict, InvalidParameter, NotFound
 from .events import EventBus
+from .timefmt import parse_rfc3339
 
 _RECORDS = "images.json"
 
@@ -244,7 +245,7 @@ class ImageService:
             "ParentId": "",
             "RepoTags": [parse_reference(n).familiar() for n in names],
             "RepoDigests": [f"{parse_reference(n).familiar_name}@{target}" for n in names],
-            "Created": int(_timestamp(config.created) or self.created(target)),
+            "Created": int(parse_rfc3339(config.created or "") or self.created(target)),
             "Size": self.size(image),
             "SharedSize": -1,
             "Labels": dict(config.config.labels or {}) or None,
@@ -283,25 +284,11 @@ class ImageService:
         for item in raw.get("history") or []:
             empty = item.get("empty_layer", False)
             size = 0 if empty else next(layers, Descriptor("", image.id, 0)).size
-            entries.append({"Id": "<missing>", "Created": int(_timestamp(item.get("created"))),
+            created = int(parse_rfc3339(str(item.get("created") or "")))
+            entries.append({"Id": "<missing>", "Created": created,
                             "CreatedBy": item.get("created_by", ""), "Tags": None,
                             "Size": size, "Comment": item.get("comment", "")})
         entries.reverse()
         if entries:
             entries[0]["Id"] = str(image.id)
         return entries
-
-
-def _timestamp(text: Any) -> float:
-    if not text or not isinstance(text, str):
-        return 0.0
-    from datetime import datetime
-
-    cleaned = text.rstrip("Z")
-    if "." in cleaned:
-        head, frac = cleaned.split(".", 1)
-        cleaned = f"{head}.{frac[:6]}"
-    try:
-        return datetime.fromisoformat(cleaned + "+00:00").timestamp()
-    except ValueError:
-        return 0.0
