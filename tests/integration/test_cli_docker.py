@@ -321,9 +321,12 @@ def test_run_with_a_terminal_follows_its_size(cli: CLIs) -> None:
         os.write(fd, b"stty size; exit 6\r")
 
     for cli_name in ("dockyard", "docker"):
-        status, output = cli.in_terminal(cli_name, "run", "--rm", "-it", IMAGE, "sh",
-                                         keys=b"tty; stty size\r",
-                                         steps=[(b"33 111", resize)])
+        # dockerd 20.10 (API 1.41) ignores HostConfig.ConsoleSize: the CLI resizes after
+        # start, so the shell may see 0x0 (stty fails) until that call lands.
+        status, output = cli.in_terminal(
+            cli_name, "run", "--rm", "-it", IMAGE, "sh",
+            keys=b"until stty size >/dev/null 2>&1; do sleep 0.05; done; tty; stty size\r",
+            steps=[(b"33 111", resize)])
         assert status == 6, output
         assert "/dev/pts/0" in output and "44 122" in output, output
 
