@@ -1,0 +1,1 @@
+"""Distribution: the registry client (pull, push, auth) and, in server/, the registry."""

@@ -1,0 +1,1 @@
+"""Dockyard's registry server (OCI distribution spec): `dockyard registry serve`."""

@@ -1,0 +1,1 @@
+"""Networking: bridge driver, IPAM, firewall chains, port publishing, embedded DNS."""
