@@ -17,6 +17,16 @@ from dockyard.runtime.linux import CLONE_NEWNET
 from dockyard.runtime.syscalls import LinuxSyscall
 
 
+def netns_identity(netns_path: str) -> tuple[int, int]:
+    """What tells two paths to the same network namespace apart from others (its inode)."""
+    try:
+        found = os.stat(netns_path)
+    except OSError as error:
+        raise OSError(error.errno, f"network namespace {netns_path}: {error.strerror}") \
+            from error
+    return found.st_dev, found.st_ino
+
+
 def listening_sockets(netns_path: str, address: str,
                       port: int) -> tuple[socket.socket, socket.socket]:
     """A UDP socket and a listening TCP socket on address:port inside netns_path."""
@@ -51,10 +61,8 @@ def _bind(address: str, port: int) -> tuple[socket.socket, socket.socket]:
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         for sock in (udp, tcp):
-            # A detach hands its sockets to the DNS thread to close; SO_REUSEPORT lets an
-            # attach to the same namespace bind at once instead of waiting for that.
+            # Not SO_REUSEPORT: two sockets on one address would split the queries.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((address, port))
             sock.setblocking(False)
         tcp.listen(128)

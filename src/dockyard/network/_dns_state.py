@@ -18,6 +18,7 @@ class Container:
     udp: socket.socket
     tcp: socket.socket
     upstream: list[tuple[str, int]]
+    netns: tuple[int, int]         # the namespace's identity (see netns_identity)
     closed: bool = False           # set by detach in the caller's thread: answer no more
     registered: bool = False
     clients: set[TcpClient] = field(default_factory=set)

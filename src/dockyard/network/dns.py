@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from ._dns_netns import listening_sockets
+from ._dns_netns import listening_sockets, netns_identity
 from ._dns_state import Container, Forward, Peer, TcpClient, UdpPeer
 from ._dns_wire import (
     CLASS_IN,
@@ -106,11 +106,17 @@ class EmbeddedDNS:
                upstream: list[tuple[str, int]]) -> None:
         """Serves the container from now on; replaces an earlier attach of the same id."""
         servers = _check_upstream(upstream)
+        netns = netns_identity(netns_path)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the DNS server is closed")
-        udp, tcp = listening_sockets(netns_path, DNS_ADDRESS, DNS_PORT)
-        container = Container(container_id, udp, tcp, servers)
+            old = self._containers.get(container_id)
+            if old is not None and old.netns == netns:
+                # The same namespace again: keep the sockets, take the new upstream list.
+                old.upstream = servers
+                return
+        udp, tcp = self._listen(netns_path)
+        container = Container(container_id, udp, tcp, servers, netns)
         with self._lock:
             if self._closed:
                 udp.close()
@@ -123,6 +129,29 @@ class EmbeddedDNS:
             self._containers[container_id] = container
             self._ops.append(partial(self._register, container))
         self._wake()
+
+    def _listen(self, netns_path: str) -> tuple[socket.socket, socket.socket]:
+        try:
+            return listening_sockets(netns_path, DNS_ADDRESS, DNS_PORT)
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+        # A detach of this namespace may have left its sockets for the DNS thread to
+        # close: let it catch up, then try once more.
+        self._catch_up()
+        return listening_sockets(netns_path, DNS_ADDRESS, DNS_PORT)
+
+    def _catch_up(self) -> None:
+        """Waits until the DNS thread has done the selector work queued so far."""
+        with self._lock:
+            running = self._thread is not None and self._thread is not threading.current_thread()
+            done = threading.Event()
+            self._ops.append(done.set)
+        if not running:
+            self._run_ops()
+            return
+        self._wake()
+        done.wait(5.0)
 
     def detach(self, container_id: str) -> None:
         """Stops answering for the container at once; its sockets close soon after."""
