@@ -29,6 +29,7 @@ from dockyard.network._dns_wire import (
     ptr_record,
     read_name,
     reverse_address,
+    take_tcp_message,
 )
 
 
@@ -255,3 +256,14 @@ def test_reply_matching() -> None:
     assert header_only.rcode == RCODE_SERVFAIL and matches(header_only, query)
     with pytest.raises(WireError):
         parse_reply(build_query(77, "example.org", TYPE_A))   # a query, not a reply
+
+
+def test_take_tcp_message() -> None:
+    buffer = bytearray(b"\x00\x03abc\x00\x00\x00\x05de")
+    assert take_tcp_message(buffer) == b"abc"
+    assert take_tcp_message(buffer) == b""
+    assert take_tcp_message(buffer) is None       # "de" of 5 bytes so far
+    buffer += b"fgh"
+    assert take_tcp_message(buffer) == b"defgh"
+    assert buffer == bytearray()
+    assert take_tcp_message(bytearray(b"\x00")) is None

@@ -236,6 +236,18 @@ def build_error(data: bytes, rcode: int) -> bytes | None:
     return HEADER.pack(ident, flags, 0, 0, 0, 0)
 
 
+def take_tcp_message(buffer: bytearray) -> bytes | None:
+    """Removes the first whole length-prefixed message (DNS over TCP) from buffer."""
+    if len(buffer) < 2:
+        return None
+    size = struct.unpack_from("!H", buffer)[0]
+    if len(buffer) < 2 + size:
+        return None
+    message = bytes(buffer[2:2 + size])
+    del buffer[:2 + size]
+    return message
+
+
 @dataclass(frozen=True)
 class ReplyHeader:
     id: int

@@ -43,6 +43,7 @@ from ._dns_wire import (
     parse_reply,
     ptr_record,
     reverse_address,
+    take_tcp_message,
 )
 
 __all__ = ["DNS_ADDRESS", "DNS_PORT", "TTL", "EmbeddedDNS", "Resolve", "Reverse"]
@@ -305,22 +306,14 @@ class EmbeddedDNS:
             self._flush(client)
         if client.gone or not mask & selectors.EVENT_READ:
             return
-        try:
-            chunk = client.sock.recv(65537)
-        except (BlockingIOError, InterruptedError):
+        chunk = _receive(client.sock)
+        if chunk is None:
             return
-        except OSError:
-            chunk = b""
         if not chunk:
             self._close_client(client)
             return
         client.inbuf += chunk
-        while len(client.inbuf) >= 2:
-            size = struct.unpack_from("!H", client.inbuf)[0]
-            if len(client.inbuf) < 2 + size:
-                break
-            message = bytes(client.inbuf[2:2 + size])
-            del client.inbuf[:2 + size]
+        while (message := take_tcp_message(client.inbuf)) is not None:
             self._serve(client.container, message, client)
             if client.gone:
                 return
@@ -512,20 +505,16 @@ class EmbeddedDNS:
                 self._selector.modify(sock, selectors.EVENT_READ,
                                       partial(self._on_upstream, forward))
             return
-        try:
-            chunk = sock.recv(65537)
-        except (BlockingIOError, InterruptedError):
+        chunk = _receive(sock)
+        if chunk is None:
             return
-        except OSError:
-            chunk = b""
         if not chunk:
             self._next_upstream(forward)
             return
         forward.buf += chunk
-        if len(forward.buf) >= 2:
-            size = struct.unpack_from("!H", forward.buf)[0]
-            if len(forward.buf) >= 2 + size:
-                self._upstream_reply(forward, bytes(forward.buf[2:2 + size]))
+        reply = take_tcp_message(forward.buf)
+        if reply is not None:
+            self._upstream_reply(forward, reply)
 
     def _upstream_reply(self, forward: Forward, reply: bytes) -> None:
         try:
@@ -565,6 +554,16 @@ class EmbeddedDNS:
         self._close_upstream(forward)
         forward.container.forwards.discard(forward)
         self._forwards -= 1
+
+
+def _receive(sock: socket.socket) -> bytes | None:
+    """What a stream socket has: None if nothing yet, b"" at its end or on an error."""
+    try:
+        return sock.recv(65537)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
 
 
 def _check_upstream(upstream: list[tuple[str, int]]) -> list[tuple[str, int]]:
