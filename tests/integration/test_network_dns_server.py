@@ -166,6 +166,12 @@ class FakeUpstream:
             def handle(self) -> None:
                 data, sock = self.request
                 reply = upstream.answer(data, "udp")
+                if reply is not None and reply[12:26] == b"\x05spoof\x07example":
+                    # A stray reply first: another id, then another question.
+                    sock.sendto(bytes([reply[0] ^ 1]) + reply[1:], self.client_address)
+                    other = build_answer(parse_query(build_query(
+                        int.from_bytes(reply[:2], "big"), "other.example", TYPE_A)), [], 512)
+                    sock.sendto(other, self.client_address)
                 if reply is not None:
                     sock.sendto(reply, self.client_address)
 
@@ -388,6 +394,28 @@ def test_tcp_queries_answered_locally(namespaces: Namespaces, dns: EmbeddedDNS,
     first, second = in_netns(ns, two_on_one_connection)
     assert (first.id, values(first)) == (1, ["10.89.0.2"])
     assert (second.id, values(second)) == (2, ["fd00:89::3"])
+
+
+def test_stray_upstream_replies_ignored(namespaces: Namespaces, dns: EmbeddedDNS,
+                                        upstream: FakeUpstream) -> None:
+    ns = namespaces.new()
+    dns.attach("c1", ns, [upstream.server])
+    message = ask(ns, "spoof.example")
+    assert message.answers == [("spoof.example.", TYPE_A, 30, "192.0.2.53")]
+
+
+def test_idle_tcp_connection_closed(namespaces: Namespaces, dns: EmbeddedDNS,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dockyard.network.dns._TCP_IDLE", 0.2)
+    ns = namespaces.new()
+    dns.attach("c1", ns, [])
+
+    def idle_client() -> bytes:
+        with socket.create_connection(("127.0.0.11", 53), timeout=10) as conn:
+            conn.sendall(struct.pack("!H", 0))    # an empty message: dropped
+            return conn.recv(10)
+    assert in_netns(ns, idle_client) == b""      # closed by the server, no answer sent
+    assert values(ask(ns, "web", tcp=True)) == ["10.89.0.2"]
 
 
 def test_truncated_upstream_answer_relayed_then_asked_over_tcp(

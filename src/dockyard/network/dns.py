@@ -83,6 +83,9 @@ class EmbeddedDNS:
         # Guards _containers, _ops, _thread and _closed; held only briefly, never while
         # calling resolve or reverse, so that those may take the caller's own locks.
         self._lock = threading.Lock()
+        # One attach at a time, so that two attaches of one namespace cannot race for its
+        # address. The DNS thread never takes it.
+        self._attach_lock = threading.Lock()
         self._containers: dict[str, Container] = {}
         self._ops: list[Callable[[], None]] = []   # selector work for the DNS thread
         self._timers: list[tuple[float, int, Forward | TcpClient]] = []
@@ -108,6 +111,11 @@ class EmbeddedDNS:
         """Serves the container from now on; replaces an earlier attach of the same id."""
         servers = _check_upstream(upstream)
         netns = netns_identity(netns_path)
+        with self._attach_lock:
+            self._attach(container_id, netns_path, netns, servers)
+
+    def _attach(self, container_id: str, netns_path: str, netns: tuple[int, int],
+                servers: list[tuple[str, int]]) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the DNS server is closed")
