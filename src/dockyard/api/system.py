@@ -15,6 +15,7 @@ from ..engine.events import matches
 from ..engine.timefmt import parse_rfc3339, rfc3339_now
 from . import Request, Response, Router, StreamingResponse, json_response
 from ._versions import API_VERSION, MIN_API_VERSION
+from .engine_calls import call
 
 _GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
@@ -99,8 +100,10 @@ def register(router: Router, engine: Engine) -> None:
                                "SizeRw": size, "SizeRootFs": 0, "Mounts": [],
                                "Labels": record["Config"].get("Labels") or {}})
         del snapshots
+        volumes = await call(engine.volumes.usage)
         return json_response({"LayersSize": usage.layers_size, "Images": images,
-                              "Containers": containers, "Volumes": [], "BuildCache": []})
+                              "Containers": containers, "Volumes": volumes,
+                              "BuildCache": []})
 
 
 def _line(event: dict[str, Any]) -> bytes:

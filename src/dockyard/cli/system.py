@@ -243,6 +243,14 @@ def df(ctx: Context, argv: list[str]) -> int:
 
     opts, _ = ctx.parse(DF_SPEC, argv)
     data = ctx.client.get("/system/df")
+    if opts.verbose and not opts.format:
+        from .volume import row
+
+        sys.stdout.write("Local Volumes space usage:\n\n")
+        write_rows(None, "table {{.Name}}\t{{.Links}}\t{{.Size}}",
+                   [row(v) for v in data.get("Volumes") or []],
+                   {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"})
+        return 0
     write_rows(opts.format, DF_TABLE, disk_usage_rows(data), DF_HEADERS)
     return 0
 
