@@ -21,6 +21,7 @@ from ..shim.client import ShimClient
 from ..shim.protocol import EXIT_SUFFIX, ShimError
 from ..snapshot import SnapshotError, Snapshotter, chain_ids
 from . import _volume_attach as volume_attach
+from . import emulation
 from .container_store import ContainerStore, new_id, validate_name
 from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
 from .etc_files import write_etc_files
@@ -138,6 +139,7 @@ class ContainerService:
         merged = merge_image_config(config, image.image_config)
         mounts = volume_attach.plan(merged, host_config, self.volumes, self.store.get,
                                     self.store.dir_of)
+        emulated = emulation.ensure_for_image(image.platform)
         container_id = new_id()
         record = {
             "Id": container_id,
@@ -167,6 +169,7 @@ class ContainerService:
         volume_attach.create_volumes(mounts, self.volumes)
         volume_attach.save(directory, mounts)
         record["Mounts"] = [mount.inspect() for mount in mounts]
+        emulation.remember(directory, emulated)
         record.update(LogPath=str(directory / f"{container_id}-json.log"),
                       ResolvConfPath=str(directory / "resolv.conf"),
                       HostnamePath=str(directory / "hostname"),
@@ -211,6 +214,7 @@ class ContainerService:
         rootfs.mkdir(exist_ok=True)
         config, host_config = record["Config"], record["HostConfig"]
         try:
+            emulation.ensure_for_container(directory)
             if not _is_mounted(rootfs):
                 self.snapshots.mount(container_id, rootfs)
             write_etc_files(directory, config.get("Hostname") or container_id[:12],
