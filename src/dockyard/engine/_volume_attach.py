@@ -15,7 +15,7 @@ from typing import Any
 
 from ..atomicfile import write_atomic
 from ._volume_copy import copy_up, resolve_in_root
-from .errors import NotFound
+from .errors import InvalidParameter, NotFound
 from .mounts import UserMount, container_mounts
 from .volumes import VolumeService
 
@@ -31,7 +31,8 @@ def plan(config: dict[str, Any], host_config: dict[str, Any], volumes: VolumeSer
         try:
             record = lookup(ref)
         except NotFound:
-            raise NotFound(f"No such container: {ref}") from None
+            # Not a 404: the docker CLI would take it for a missing image and pull.
+            raise InvalidParameter(f"No such container: {ref}") from None
         return [m for m in load(directory_of(record["Id"]), record)]
 
     mounts = container_mounts(config, host_config, inherited)

@@ -172,7 +172,7 @@ class VolumeService:
     def _discard(self, name: str) -> None:
         directory = self.root / name
         data = directory / "_data"
-        if os.path.ismount(data):
+        if is_mount_point(data):
             unmount(data)
         self._mounted.pop(name, None)
         # One rename makes the removal atomic; the tree goes after (or at the next start).
@@ -221,7 +221,7 @@ class VolumeService:
             data = self.path(name)
             options = volume.get("Options") or {}
             if options.get("type") or options.get("device"):
-                if not os.path.ismount(data):
+                if not is_mount_point(data):
                     mount_device(options, data)
                 self._mounted.setdefault(name, set()).add(container_id)
             return data
@@ -236,7 +236,7 @@ class VolumeService:
             holders.discard(container_id)
             holders &= still_running
             data = self.path(name)
-            if not holders and os.path.ismount(data):
+            if not holders and is_mount_point(data):
                 unmount(data)
                 self._mounted.pop(name, None)
 
@@ -246,6 +246,20 @@ class VolumeService:
         return [{**self.view(v), "UsageData": {"Size": self.size(v["Name"]),
                                                "RefCount": len(used.get(v["Name"], []))}}
                 for v in self.all()]
+
+
+def is_mount_point(path: Path) -> bool:
+    """From the mount table: a bind mount within one file system has the parent's st_dev,
+    so os.path.ismount cannot tell."""
+    wanted = os.path.realpath(path).encode()
+    with open("/proc/self/mountinfo", "rb") as table:
+        for line in table:
+            mount_point = line.split(b" ", 5)[4]
+            if b"\\" in mount_point:
+                mount_point = mount_point.decode("unicode_escape").encode("latin-1")
+            if mount_point == wanted:
+                return True
+    return False
 
 
 def tree_size(path: Path) -> int:
