@@ -317,3 +317,21 @@ def test_dockyard_cli_volume_commands(clean: Daemon) -> None:
     anonymous = daemon.dockyard("volume", "create", check=True).stdout.strip()
     pruned = daemon.dockyard("volume", "prune", "-f", check=True).stdout
     assert pruned.startswith(f"Deleted Volumes:\n{anonymous}\n")
+
+
+def test_device_volume_stays_mounted_while_another_container_uses_it(clean: Daemon) -> None:
+    daemon = clean
+    name = _unique("sharedtmpfs")
+    daemon.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", name,
+                  check=True)
+    first, second = _unique("first"), _unique("second")
+    for container in (first, second):
+        daemon.docker("run", "-d", "--name", container, "-v", f"{name}:/v", IMAGE, "sleep",
+                      "60", check=True)
+    daemon.docker("exec", first, "sh", "-c", "echo shared > /v/f", check=True)
+    daemon.docker("rm", "-f", first, check=True)
+    assert len(_volume_mounts(daemon)) == 1
+    third = daemon.docker("run", "--rm", "-v", f"{name}:/v", IMAGE, "cat", "/v/f", check=True)
+    assert third.stdout == "shared\n"  # the same tmpfs, not a new one
+    daemon.docker("rm", "-f", second, check=True)
+    assert _volume_mounts(daemon) == []

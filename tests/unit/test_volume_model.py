@@ -140,6 +140,11 @@ def test_copy_up_keeps_links_modes_and_owners(tmp_path: Path) -> None:
     os.chmod(source / "sub" / "b", 0o4755)
     os.chmod(source / "sub", 0o750)
     os.utime(source / "sub", (1_000_000, 1_000_000))
+    owned = os.geteuid() == 0  # chown needs root; the compat tests run as root
+    if owned:
+        os.chown(source / "sub" / "b", 1234, 5678)
+        os.chmod(source / "sub" / "b", 0o4755)  # chown cleared setuid
+    os.setxattr(source / "a", "user.dockyard", b"kept")
     target = tmp_path / "dst"
     target.mkdir()
     copy_up(source, target)
@@ -150,6 +155,10 @@ def test_copy_up_keeps_links_modes_and_owners(tmp_path: Path) -> None:
     assert os.stat(target / "sub" / "b").st_mode & 0o7777 == 0o4755
     assert os.stat(target / "sub").st_mode & 0o7777 == 0o750
     assert os.stat(target / "sub").st_mtime == 1_000_000
+    assert os.getxattr(target / "a", "user.dockyard") == b"kept"
+    if owned:
+        assert (os.stat(target / "sub" / "b").st_uid, os.stat(target / "sub" / "b").st_gid) \
+            == (1234, 5678)
 
 
 def test_paths_resolve_inside_the_root_only(tmp_path: Path) -> None:

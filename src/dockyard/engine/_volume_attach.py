@@ -75,7 +75,7 @@ def load(directory: Path, record: dict[str, Any]) -> list[UserMount]:
     return result
 
 
-def start(container_id: str, directory: Path, record: dict[str, Any], rootfs: Path,
+def start(directory: Path, record: dict[str, Any], rootfs: Path,
           volumes: VolumeService) -> list[dict[str, Any]]:
     """At start: device-backed volumes mounted, an empty new volume filled from the
     image's content at its path (once); the OCI mount entries of the mount points."""
@@ -84,7 +84,7 @@ def start(container_id: str, directory: Path, record: dict[str, Any], rootfs: Pa
     for mount in mounts:
         if mount.kind != "volume":
             continue
-        data = volumes.mount(mount.name, container_id)
+        data = volumes.mount(mount.name)
         mount.source = str(data)
         if mount.copy_data:
             source = resolve_in_root(rootfs, mount.destination)

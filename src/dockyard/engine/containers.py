@@ -221,8 +221,7 @@ class ContainerService:
                             config.get("Domainname") or "", host_config, [])
             paths = ContainerPaths(rootfs, directory / "hostname", directory / "hosts",
                                    directory / "resolv.conf", _init_binary())
-            paths.user_mounts = volume_attach.start(container_id, directory, record, rootfs,
-                                                    self.volumes)
+            paths.user_mounts = volume_attach.start(directory, record, rootfs, self.volumes)
             spec = build_spec(container_id, config, host_config, paths,
                               f"{self.options.cgroup_parent}/{container_id}")
             bundle = directory / "bundle"

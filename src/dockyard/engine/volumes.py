@@ -78,8 +78,6 @@ class VolumeService:
         root.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._volumes: dict[str, dict[str, Any]] = {}
-        # Device-backed volumes mounted by us: name -> containers using the mount now.
-        self._mounted: dict[str, set[str]] = {}
         for entry in sorted(root.iterdir()):
             if entry.name.startswith(_TRASH) or entry.name.startswith("."):
                 shutil.rmtree(entry, ignore_errors=True)  # a removal a crash interrupted
@@ -174,7 +172,6 @@ class VolumeService:
         data = directory / "_data"
         if is_mount_point(data):
             unmount(data)
-        self._mounted.pop(name, None)
         # One rename makes the removal atomic; the tree goes after (or at the next start).
         trash = self.root / f"{_TRASH}{name}-{secrets.token_hex(4)}"
         os.rename(directory, trash)
@@ -214,31 +211,26 @@ class VolumeService:
 
     # -- use by containers ----------------------------------------------------------------
 
-    def mount(self, name: str, container_id: str) -> Path:
+    def mount(self, name: str) -> Path:
         """The volume's host path, its device mounted first if it has one."""
         with self._lock:
             volume = self.get(name)
             data = self.path(name)
             options = volume.get("Options") or {}
-            if options.get("type") or options.get("device"):
-                if not is_mount_point(data):
-                    mount_device(options, data)
-                self._mounted.setdefault(name, set()).add(container_id)
+            if (options.get("type") or options.get("device")) and not is_mount_point(data):
+                mount_device(options, data)
             return data
 
-    def release(self, name: str, container_id: str, still_running: set[str]) -> None:
+    def release(self, name: str, container_id: str, running: set[str]) -> None:
         """The container no longer uses the volume: its device mount goes when no other
-        running container (still_running) holds it."""
+        running container uses the volume (from the records: a restarted daemon knows)."""
         with self._lock:
             if name not in self._volumes:
                 return
-            holders = self._mounted.get(name, set())
-            holders.discard(container_id)
-            holders &= still_running
+            holders = set(self.users().get(name, [])) & running - {container_id}
             data = self.path(name)
             if not holders and is_mount_point(data):
                 unmount(data)
-                self._mounted.pop(name, None)
 
     def usage(self) -> list[dict[str, Any]]:
         """/system/df's Volumes: each with UsageData (Size, RefCount)."""
