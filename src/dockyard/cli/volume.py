@@ -8,7 +8,7 @@ from ..units import human_size
 from ._args import Spec, UsageError
 from ._client import DaemonError, quote
 from ._context import CommandFailed, Context
-from .container import confirm, encode_filters
+from .container import confirm, encode_filters, for_each
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # typing costs ~10 ms at start-up
@@ -123,17 +123,9 @@ RM_SPEC = Spec("volume rm", "[OPTIONS] VOLUME [VOLUME...]", "Remove one or more 
 
 def rm(ctx: Context, argv: list[str]) -> int:
     opts, args = ctx.parse(RM_SPEC, argv)
-    failed = False
-    for name in args:
-        try:
-            ctx.client.delete(f"/volumes/{quote(name, '')}",
-                              {"force": "1"} if opts.force else None)
-        except DaemonError as err:
-            sys.stderr.write(f"Error response from daemon: {err.message}\n")
-            failed = True
-            continue
-        sys.stdout.write(f"{name}\n")
-    return 1 if failed else 0
+    query = {"force": "1"} if opts.force else None
+    return for_each(args, lambda name: ctx.client.delete(f"/volumes/{quote(name, '')}",
+                                                         query))
 
 
 PRUNE_SPEC = Spec("volume prune", "[OPTIONS]", "Remove unused local volumes", [
