@@ -5,6 +5,7 @@ and tmpfs mounts, rm -v, prune, the local driver's device options, and the error
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -335,3 +336,31 @@ def test_device_volume_stays_mounted_while_another_container_uses_it(clean: Daem
     assert third.stdout == "shared\n"  # the same tmpfs, not a new one
     daemon.docker("rm", "-f", second, check=True)
     assert _volume_mounts(daemon) == []
+
+
+def test_volumes_and_their_mounts_survive_a_daemon_kill(clean: Daemon) -> None:
+    daemon = clean
+    device, name = _unique("restartdev"), _unique("survivor")
+    daemon.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", device,
+                  check=True)
+    daemon.docker("run", "-d", "--name", name, "-v", f"{device}:/dev-volume", "-v", "/anon",
+                  IMAGE, "sh", "-c", "echo in-tmpfs > /dev-volume/f; "
+                  "trap 'exit 0' TERM; while true; do sleep 0.1; done", check=True)
+    anonymous = daemon.docker("inspect", "-f",
+                              '{{range .Mounts}}{{if eq .Destination "/anon"}}{{.Name}}{{end}}'
+                              "{{end}}", name, check=True).stdout.strip()
+    events = daemon.docker("events", "--since", "0", "--until", f"{time.time() + 0.5:.3f}",
+                           "--filter", "type=volume", "--filter", f"volume={device}",
+                           "--format", "{{.Action}}", check=True).stdout.split()
+    assert events[:2] == ["create", "mount"]
+    daemon.stop(kill=True)
+    daemon.start()
+    assert set(daemon.docker("volume", "ls", "-q", check=True).stdout.split()) >= \
+        {device, anonymous}
+    assert daemon.docker("exec", name, "cat", "/dev-volume/f", check=True).stdout == \
+        "in-tmpfs\n"
+    assert len(_volume_mounts(daemon)) == 1
+    daemon.docker("stop", "-t", "5", name, check=True)
+    assert _volume_mounts(daemon) == []  # the restarted daemon knows who used it
+    daemon.docker("rm", "-v", name, check=True)
+    assert anonymous not in daemon.docker("volume", "ls", "-q", check=True).stdout.split()

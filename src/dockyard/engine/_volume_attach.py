@@ -86,6 +86,9 @@ def start(directory: Path, record: dict[str, Any], rootfs: Path,
             continue
         data = volumes.mount(mount.name)
         mount.source = str(data)
+        volumes.events.emit("volume", "mount", mount.name, {
+            "container": record["Id"], "destination": mount.destination, "driver": "local",
+            "propagation": "", "read/write": str(not mount.read_only).lower()})
         if mount.copy_data:
             source = resolve_in_root(rootfs, mount.destination)
             if source is not None and source.is_dir() and not any(data.iterdir()):
@@ -103,6 +106,8 @@ def release(container_id: str, directory: Path, record: dict[str, Any],
     for mount in load(directory, record):
         if mount.kind == "volume":
             volumes.release(mount.name, container_id, running)
+            volumes.events.emit("volume", "unmount", mount.name,
+                                {"container": container_id, "driver": "local"})
 
 
 def remove_anonymous(record: dict[str, Any], volumes: VolumeService) -> None:
