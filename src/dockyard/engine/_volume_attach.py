@@ -58,6 +58,8 @@ def create_volumes(mounts: list[UserMount], volumes: VolumeService) -> None:
 
 
 def save(directory: Path, mounts: list[UserMount]) -> None:
+    if not mounts and not (directory / MOUNT_POINTS).exists():
+        return  # nothing to keep (and no fsync on the path of a plain `run`)
     write_atomic(directory / MOUNT_POINTS, json.dumps([m.to_json() for m in mounts]),
                  durable=True, mode=0o600)
 
