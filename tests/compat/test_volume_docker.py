@@ -290,9 +290,20 @@ def test_system_df_counts_volumes(clean: Daemon) -> None:
     volumes_row = next(r for r in rows if r.startswith("Local Volumes|"))
     total, active = (int(x) for x in volumes_row.split("|")[1:])
     assert total >= 1 and active == 0
-    verbose = daemon.docker("system", "df", "-v", check=True).stdout
-    line = next(line for line in verbose.splitlines() if line.startswith(name))
-    assert line.split()[1:] == ["0", "21B"]  # as Docker counts it: a hard link once
+    holder = _unique("dfholder")
+    daemon.docker("create", "--name", holder, "-v", f"{name}:/data", "-v", "/anon", IMAGE,
+                  check=True)
+    for verbose in (daemon.docker("system", "df", "-v", check=True).stdout,
+                    daemon.dockyard("system", "df", "-v", check=True).stdout):
+        lines = verbose.splitlines()
+        assert [line for line in lines if line.endswith("space usage:")] == [
+            "Images space usage:", "Containers space usage:", "Local Volumes space usage:"]
+        volume = next(line for line in lines if line.startswith(name))
+        assert volume.split()[1:] == ["1", "21B"]  # as Docker counts it: a hard link once
+        container = next(line for line in lines if line.endswith(holder))
+        assert container.split()[1:4] == [IMAGE, '"sh', "-c"]
+        assert "   2   " in container  # LOCAL VOLUMES
+    daemon.docker("rm", "-v", holder, check=True)
     api = json.loads(daemon.docker("system", "df", "--format", "{{json .}}",
                                    check=True).stdout.splitlines()[2])
     assert api["Type"] == "Local Volumes"
