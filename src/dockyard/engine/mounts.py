@@ -7,14 +7,13 @@ yet); the volumes service creates them and gives their paths (engine/_volume_att
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
 from .errors import InvalidParameter
+from .volumes import validate_volume_name
 
 _PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
-_VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
 class UserMount:
@@ -171,7 +170,7 @@ def _bind(spec: str, create_missing: bool) -> UserMount:
                                f"'{destination}' mount path must be absolute")
     if kind == "volume":
         if source:
-            _check_volume_name(source)
+            validate_volume_name(source)
         if any(o in _PROPAGATIONS for o in options):
             raise InvalidParameter(f"invalid volume specification: '{spec}': invalid mount "
                                    "config for type \"volume\": field BindOptions must not "
@@ -187,17 +186,6 @@ def _bind(spec: str, create_missing: bool) -> UserMount:
         os.makedirs(source, mode=0o755, exist_ok=True)
     return UserMount("bind", os.path.normpath(source), os.path.normpath(destination),
                      read_only, propagation, mode=mode)
-
-
-def _check_volume_name(name: str) -> None:
-    if not _VOLUME_NAME.match(name):
-        if len(name) == 1:
-            raise InvalidParameter(f"create {name}: volume name is too short, names should "
-                                   "be at least two alphanumeric characters")
-        raise InvalidParameter(
-            f"create {name}: \"{name}\" includes invalid characters for a local volume name, "
-            "only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host "
-            "directory, use absolute path")
 
 
 def _mount(spec: dict[str, Any]) -> UserMount:
@@ -244,7 +232,7 @@ def _mount(spec: dict[str, Any]) -> UserMount:
             extra.append(f"mode={int(options['Mode']):o}")
         return UserMount("tmpfs", "", os.path.normpath(target), read_only, options=extra)
     if source:
-        _check_volume_name(source)
+        validate_volume_name(source)
     volume_options = spec.get("VolumeOptions") or {}
     driver_config = volume_options.get("DriverConfig") or {}
     if (driver_config.get("Name") or "local") != "local":
