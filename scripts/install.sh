@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
 packages=(busybox-static python3-venv libseccomp2 iproute2 procps
-          runc crun podman conmon docker.io tini)
+          runc crun podman conmon docker.io tini qemu-user-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -22,6 +22,22 @@ if command -v systemctl >/dev/null && systemctl is-active -q docker 2>/dev/null;
   systemctl stop docker docker.socket containerd >/dev/null 2>&1 || true
 fi
 
+# Foreign-platform images (--platform linux/arm64) run under qemu-user-static through
+# binfmt_misc, with the F flag so the emulator works inside containers: mount binfmt_misc
+# and register Debian's qemu handlers that are missing (never touching existing ones).
+binfmt=/proc/sys/fs/binfmt_misc
+[ -e "$binfmt/register" ] || mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null || true
+if [ -e "$binfmt/register" ]; then
+  for conf in /usr/lib/binfmt.d/qemu-*.conf; do
+    [ -e "$conf" ] || continue
+    line=$(grep -v '^[#;]' "$conf" | head -n1)
+    name=$(echo "$line" | cut -d: -f2)
+    flags=$(echo "$line" | cut -d: -f8)
+    [ -n "$name" ] && [ ! -e "$binfmt/$name" ] || continue
+    case "$flags" in *F*) ;; *) line="${line}F" ;; esac
+    echo "$line" > "$binfmt/register" 2>/dev/null || echo "could not register $name"
+  done
+fi
 # The system interpreter, not a pyenv shim: entry points start ~200 ms faster.
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv .venv

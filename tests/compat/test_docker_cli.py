@@ -225,7 +225,7 @@ def test_bind_and_tmpfs_mounts(daemon: Daemon, tmp_path: object) -> None:
     try:
         mounts = json.loads(daemon.docker("inspect", "-f", "{{json .Mounts}}",
                                           "withmounts", check=True).stdout)
-        assert mounts == [{"Type": "bind", "Source": host, "Destination": "/host", "Mode": "",
+        assert mounts == [{"Type": "bind", "Source": host, "Destination": "/host", "Mode": "ro",
                            "RW": False, "Propagation": "rprivate"}]
     finally:
         daemon.docker("rm", "-f", "withmounts")

@@ -115,7 +115,7 @@ def test_user_mounts_validation(tmp_path: Path) -> None:
                                "options": ["rbind", "rslave", "ro"]}
     assert mounts[1].oci()["options"][-2:] == ["size=1024", "mode=1777"]
     for host_config, message in (
-            ({"Binds": ["data:/d"]}, "named volumes are not supported yet"),
+            ({"Binds": ["bad/name:/d"]}, "includes invalid characters"),
             ({"Binds": ["/a:relative"]}, "must be absolute"),
             ({"Binds": ["/a:/d:bogus"]}, "invalid mode: bogus"),
             ({"Binds": ["/a:/d", "/b:/d"]}, "Duplicate mount point: /d"),

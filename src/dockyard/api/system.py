@@ -15,6 +15,8 @@ from ..engine.events import matches
 from ..engine.timefmt import parse_rfc3339, rfc3339_now
 from . import Request, Response, Router, StreamingResponse, json_response
 from ._versions import API_VERSION, MIN_API_VERSION
+from .containers import status_text
+from .engine_calls import call
 
 _GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
@@ -92,15 +94,19 @@ def register(router: Router, engine: Engine) -> None:
             size = usage.snapshots.get(record["Id"], 0) if hasattr(usage, "snapshots") else 0
             containers.append({"Id": record["Id"], "Names": [record["Name"]],
                                "Image": record["Config"].get("Image", ""),
-                               "ImageID": record["Image"], "Command": "",
+                               "ImageID": record["Image"],
+                               "Command": " ".join([record["Path"], *record["Args"]]),
                                "Created": int(parse_rfc3339(record["Created"])),
                                "State": record["State"]["Status"],
-                               "Status": record["State"]["Status"],
-                               "SizeRw": size, "SizeRootFs": 0, "Mounts": [],
+                               "Status": status_text(record["State"]),
+                               "SizeRw": size, "SizeRootFs": 0,
+                               "Mounts": record.get("Mounts") or [],
                                "Labels": record["Config"].get("Labels") or {}})
         del snapshots
+        volumes = await call(engine.volumes.usage)
         return json_response({"LayersSize": usage.layers_size, "Images": images,
-                              "Containers": containers, "Volumes": [], "BuildCache": []})
+                              "Containers": containers, "Volumes": volumes,
+                              "BuildCache": []})
 
 
 def _line(event: dict[str, Any]) -> bytes:

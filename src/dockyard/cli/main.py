@@ -48,9 +48,13 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
               "pull": ("image", "pull"), "push": ("image", "push")},
     "system": {"df": ("system", "df"), "info": ("system", "info"),
                "events": ("system", "events")},
+    "volume": {"create": ("volume", "create"), "ls": ("volume", "ls"),
+               "list": ("volume", "ls"), "inspect": ("volume", "inspect"),
+               "rm": ("volume", "rm"), "remove": ("volume", "rm"),
+               "prune": ("volume", "prune")},
 }
 GROUP_SUMMARIES = {"container": "Manage containers", "image": "Manage images",
-                   "system": "Manage Dockyard"}
+                   "system": "Manage Dockyard", "volume": "Manage volumes"}
 
 # Global options: (short, long, takes a value).
 _GLOBAL = {"-H": "host", "--host": "host", "--config": "config", "-c": "context",
@@ -78,6 +82,7 @@ Management Commands:
   container   Manage containers
   image       Manage images
   system      Manage Dockyard
+  volume      Manage volumes
 
 Commands:
   attach      Attach local standard input, output, and error streams to a running container

@@ -238,11 +238,46 @@ def disk_usage_rows(data: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
+def _verbose_df(data: dict[str, Any]) -> None:
+    """docker system df -v: a table per kind of object."""
+    from ._output import write_rows
+    from .container import ContainerRow
+    from .image import IMAGE_HEADERS, image_rows
+    from .volume import row
+
+    out = sys.stdout
+    out.write("Images space usage:\n\n")
+    write_rows(None, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+               "\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+               image_rows(data.get("Images") or [], False, True), IMAGE_HEADERS)
+    out.write("\nContainers space usage:\n\n")
+    write_rows(None, "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}"
+               "\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+               [ContainerRow(c, True) for c in data.get("Containers") or []],
+               {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+                "LocalVolumes": "LOCAL VOLUMES", "Size": "SIZE", "RunningFor": "CREATED",
+                "Status": "STATUS", "Names": "NAMES"})
+    out.write("\nLocal Volumes space usage:\n\n")
+    write_rows(None, "table {{.Name}}\t{{.Links}}\t{{.Size}}",
+               [row(v) for v in data.get("Volumes") or []],
+               {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"})
+    cache = data.get("BuildCache") or []
+    out.write(f"\nBuild cache usage: {human_size(sum(b.get('Size', 0) for b in cache))}\n\n")
+    write_rows(None, "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}"
+               "\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}", [],
+               {"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE",
+                "CreatedSince": "CREATED", "LastUsedSince": "LAST USED",
+                "UsageCount": "USAGE", "Shared": "SHARED"})
+
+
 def df(ctx: Context, argv: list[str]) -> int:
     from ._output import write_rows
 
     opts, _ = ctx.parse(DF_SPEC, argv)
     data = ctx.client.get("/system/df")
+    if opts.verbose and not opts.format:
+        _verbose_df(data)
+        return 0
     write_rows(opts.format, DF_TABLE, disk_usage_rows(data), DF_HEADERS)
     return 0
 

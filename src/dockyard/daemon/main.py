@@ -143,6 +143,7 @@ async def _serve(options: EngineOptions, hosts: list[str], pidfile: str | None) 
     from ..api import images as image_routes
     from ..api import monitor as monitor_routes
     from ..api import system as system_routes
+    from ..api import volumes as volume_routes
     from ..engine.engine import Engine
 
     loop = asyncio.get_running_loop()
@@ -156,6 +157,7 @@ async def _serve(options: EngineOptions, hosts: list[str], pidfile: str | None) 
     container_routes.register(router, engine)
     archive_routes.register(router, engine)
     monitor_routes.register(router, engine)
+    volume_routes.register(router, engine)
     server = ApiServer(router)
     for host in hosts:
         await server.listen(host)

@@ -20,13 +20,14 @@ from ..image import errors as image_errors
 from ..shim.client import ShimClient
 from ..shim.protocol import EXIT_SUFFIX, ShimError
 from ..snapshot import SnapshotError, Snapshotter, chain_ids
+from . import _volume_attach as volume_attach
+from . import emulation
 from .container_store import ContainerStore, new_id, validate_name
 from .errors import Conflict, EngineError, InvalidParameter, NotFound, NotModified
 from .etc_files import write_etc_files
 from .events import EventBus
 from .images import ImageService
 from .merge import merge_image_config
-from .mounts import user_mounts
 from .oci_spec import ContainerPaths, build_spec
 from .options import EngineOptions
 from .timefmt import ZERO_TIME, rfc3339_now
@@ -66,6 +67,7 @@ class ContainerService:
         self._listener: threading.Thread | None = None
         self.runtime_root = options.exec_root / "runtime"
         self.execs: Any = None  # the ExecService, which registers itself
+        self.volumes: Any = None  # the VolumeService (the Engine sets it)
         # Attach requests that arrived before start: each gets its shim stream between the
         # shim's create and start, so that not a byte of output is missed.
         self._pending_attach: dict[str, list[tuple[dict[str, bool], Any]]] = {}
@@ -133,9 +135,11 @@ class ContainerService:
             wanted = parse_platform(platform) if platform else None
         except image_errors.PlatformError as e:
             raise InvalidParameter(str(e)) from None
-        mounts = user_mounts(host_config, create_missing=True)
         target, image = self.images.find(image_ref, wanted)
         merged = merge_image_config(config, image.image_config)
+        mounts = volume_attach.plan(merged, host_config, self.volumes, self.store.get,
+                                    self.store.dir_of)
+        emulated = emulation.ensure_for_image(image.platform)
         container_id = new_id()
         record = {
             "Id": container_id,
@@ -162,6 +166,10 @@ class ContainerService:
         layers = chain_ids([str(d) for d in image.diff_ids])
         self.store.add(record)
         directory = self.store.dir_of(container_id)
+        volume_attach.create_volumes(mounts, self.volumes)
+        volume_attach.save(directory, mounts)
+        record["Mounts"] = [mount.inspect() for mount in mounts]
+        emulation.remember(directory, emulated)
         record.update(LogPath=str(directory / f"{container_id}-json.log"),
                       ResolvConfPath=str(directory / "resolv.conf"),
                       HostnamePath=str(directory / "hostname"),
@@ -170,6 +178,7 @@ class ContainerService:
             self.snapshots.prepare(container_id, layers[-1] if layers else None)
         except SnapshotError as e:
             self.store.remove(container_id)
+            volume_attach.remove_anonymous(record, self.volumes)
             raise EngineError(f"creating the container's filesystem: {e}") from None
         self.store.save(record)
         self.events.emit("container", "create", container_id, self._attributes(record))
@@ -205,12 +214,14 @@ class ContainerService:
         rootfs.mkdir(exist_ok=True)
         config, host_config = record["Config"], record["HostConfig"]
         try:
+            emulation.ensure_for_container(directory)
             if not _is_mounted(rootfs):
                 self.snapshots.mount(container_id, rootfs)
             write_etc_files(directory, config.get("Hostname") or container_id[:12],
                             config.get("Domainname") or "", host_config, [])
             paths = ContainerPaths(rootfs, directory / "hostname", directory / "hosts",
                                    directory / "resolv.conf", _init_binary())
+            paths.user_mounts = volume_attach.start(directory, record, rootfs, self.volumes)
             spec = build_spec(container_id, config, host_config, paths,
                               f"{self.options.cgroup_parent}/{container_id}")
             bundle = directory / "bundle"
@@ -230,7 +241,7 @@ class ContainerService:
             if record["HostConfig"].get("AutoRemove"):
                 # As dockerd: a --rm container that could not start is removed at once
                 # (a client waiting for "removed" is waiting for exactly that).
-                self.remove(container_id, force=True)
+                self.remove(container_id, force=True, volumes=True)
             raise
         state.update(_state("running"), Pid=int(created.get("pid") or 0),
                      StartedAt=rfc3339_now(), FinishedAt=ZERO_TIME)
@@ -287,6 +298,12 @@ class ContainerService:
             pass
         if _is_mounted(rootfs):
             self.snapshots.unmount(rootfs)
+        self._release_volumes(record)
+
+    def _release_volumes(self, record: dict[str, Any]) -> None:
+        running = {r["Id"] for r in self.store.all() if r["State"]["Running"]}
+        volume_attach.release(record["Id"], self.store.dir_of(record["Id"]), record,
+                              self.volumes, running)
 
     def kill(self, ref: str, signal: str | int | None = None) -> None:
         record = self.store.get(ref)
@@ -374,7 +391,8 @@ class ContainerService:
             self._transitions.pop(container_id, None)
         self.events.emit("container", "destroy", container_id, self._attributes(record))
         self._notify()
-        del volumes  # no volumes yet (networking and storage issue)
+        if volumes:
+            volume_attach.remove_anonymous(record, self.volumes)
 
     def _remove_locked(self, record: dict[str, Any]) -> None:
         container_id = record["Id"]
@@ -432,6 +450,7 @@ class ContainerService:
                 self.snapshots.unmount(rootfs)
             except (SnapshotError, OSError):
                 pass
+        self._release_volumes(record)
         self.events.emit("container", "die", container_id,
                          {**self._attributes(record), "exitCode": str(exit_code)})
         self._notify()
@@ -444,7 +463,7 @@ class ContainerService:
 
     def _auto_remove(self, container_id: str) -> None:
         try:
-            self.remove(container_id, force=True)
+            self.remove(container_id, force=True, volumes=True)
         except EngineError:
             pass
 

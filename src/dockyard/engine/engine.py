@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 
 from ..snapshot import Snapshotter
+from ._volume_attach import users_by_volume
 from .containers import ContainerService
 from .events import EventBus
 from .execs import ExecService
 from .images import ImageService
 from .options import EngineOptions
+from .volumes import VolumeService
 
 
 class Engine:
@@ -22,6 +24,9 @@ class Engine:
         self.snapshots = Snapshotter(options.data_root / "snapshot")
         self.containers = ContainerService(options, self.images, self.snapshots, self.events)
         self.execs = ExecService(self.containers)
+        self.volumes = VolumeService(options.data_root / "volumes", self.events,
+                                     lambda: users_by_volume(self.containers.store.all()))
+        self.containers.volumes = self.volumes
 
     def restore(self) -> None:
         """At daemon start: if a shim from before runs, reconnect (and learn what exited

@@ -47,6 +47,9 @@ class ContainerPaths:
         self.hosts_file = hosts_file
         self.resolv_conf = resolv_conf
         self.init_binary = init_binary
+        # The container's resolved mount points (volumes with their paths), as OCI mounts;
+        # None: the binds and tmpfs mounts of host_config.
+        self.user_mounts: list[dict[str, Any]] | None = None
 
 
 def all_capabilities() -> list[str]:
@@ -311,5 +314,8 @@ def _mounts(host_config: dict[str, Any], paths: ContainerPaths,
     if host_config.get("Init") and paths.init_binary is not None:
         mounts.append({"destination": INIT_PATH, "type": "bind",
                        "source": str(paths.init_binary), "options": ["bind", "ro"]})
-    mounts += [mount.oci() for mount in user_mounts(host_config)]
+    if paths.user_mounts is not None:
+        mounts += paths.user_mounts
+    else:
+        mounts += [mount.oci() for mount in user_mounts(host_config)]
     return mounts
