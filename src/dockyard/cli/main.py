@@ -143,6 +143,8 @@ def _group_help(group: str) -> str:
         text = summaries.get(name, "")
         if name in _GROUP_ONLY:
             text = _GROUP_ONLY[name].format(group)
+        elif name == "create" and group != "container":
+            text = f"Create a {group}"
         lines.append(f"  {name.ljust(10)}  {text}".rstrip())
     lines += ["", f"Run 'dockyard {group} COMMAND --help' for more information on a command.",
               ""]
