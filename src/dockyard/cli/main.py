@@ -48,9 +48,11 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
               "pull": ("image", "pull"), "push": ("image", "push")},
     "system": {"df": ("system", "df"), "info": ("system", "info"),
                "events": ("system", "events")},
+    "registry": {"serve": ("registry_server", "serve"),
+                 "garbage-collect": ("registry_server", "garbage_collect")},
 }
 GROUP_SUMMARIES = {"container": "Manage containers", "image": "Manage images",
-                   "system": "Manage Dockyard"}
+                   "system": "Manage Dockyard", "registry": "Run a registry server"}
 
 # Global options: (short, long, takes a value).
 _GLOBAL = {"-H": "host", "--host": "host", "--config": "config", "-c": "context",
@@ -77,6 +79,7 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  registry    Run a registry server
   system      Manage Dockyard
 
 Commands:
