@@ -31,11 +31,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             raise UnsatisfiableRange()
         return max(0, size - length), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
-        return None
+    if last and int(last) < start:
+        return None  # invalid syntax: ignored, as RFC 9110 says
     if start >= size:
         raise UnsatisfiableRange()
+    end = int(last) if last else size - 1
     return start, min(end, size - 1)
 
 
