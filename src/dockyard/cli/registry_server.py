@@ -22,6 +22,7 @@ SERVE_SPEC = Spec(
      ("", "token-service", "str", "dockyard-registry", "Service name in tokens"),
      ("", "access-policy", "str", "",
       "Token mode: file of '<account> <repository-pattern> <actions>' lines"),
+     ("", "read-only", "bool", False, "Refuse pushes and deletes (while collecting garbage)"),
      ("", "no-fsync", "bool", False, "Do not fsync blobs before they become visible")])
 
 GC_SPEC = Spec(
@@ -63,7 +64,7 @@ def serve(ctx: Context, argv: list[str]) -> int:
         htpasswd=Path(opts.htpasswd) if opts.htpasswd else None,
         token_realm=opts.token_realm or None, token_service=opts.token_service,
         access_policy=Path(opts.access_policy) if opts.access_policy else None,
-        fsync=not opts.no_fsync)
+        fsync=not opts.no_fsync, read_only=opts.read_only)
     try:
         build_app(config)   # report configuration errors before listening
     except (ConfigError, OSError) as error:

@@ -51,6 +51,7 @@ class RegistryConfig:
     access_policy: Path | None = None
     upload_ttl: float = 24 * 3600.0    # uploads untouched this long are removed
     fsync: bool = True
+    read_only: bool = False            # refuse every write (for garbage collection)
 
 
 def build_app(config: RegistryConfig) -> RegistryApp:
@@ -82,13 +83,14 @@ def build_app(config: RegistryConfig) -> RegistryApp:
         except (OSError, PolicyError) as error:
             raise ConfigError(str(error)) from None
         issuer = TokenIssuer(config.token_service, config.token_ttl)
-        access = TokenAccess(issuer, config.token_realm)
+        access = TokenAccess(issuer, config.token_realm, policy)
         token_service = TokenService(issuer, htpasswd, policy)
     elif htpasswd is not None:
         access = BasicAccess(htpasswd)
     elif config.access_policy is not None:
         raise ConfigError("--access-policy applies to the token mode (--token-realm)")
-    return RegistryApp(storage, access, token_service, token_path, fsync=config.fsync)
+    return RegistryApp(storage, access, token_service, token_path, fsync=config.fsync,
+                       read_only=config.read_only)
 
 
 async def run_registry(config: RegistryConfig,

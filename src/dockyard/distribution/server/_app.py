@@ -112,8 +112,9 @@ class RegistryApp:
 
     def __init__(self, storage: RegistryStorage, access: AccessController,
                  token_service: TokenService | None = None, token_path: str = "/token",
-                 fsync: bool = True) -> None:
+                 fsync: bool = True, read_only: bool = False) -> None:
         self.storage = storage
+        self._read_only = read_only
         self._access = access
         self._token_service = token_service
         self._token_path = token_path
@@ -154,6 +155,8 @@ class RegistryApp:
                 raise RegistryError("UNSUPPORTED", f"method {request.method} not allowed",
                                     headers=[("Allow", ", ".join(sorted(_METHODS[route])))])
             await self._access.authorize(request, _needed(route, request.method, name))
+            if self._read_only and request.method not in ("GET", "HEAD"):
+                raise RegistryError("UNSUPPORTED", "the registry is in read-only mode")
             handler = self._handlers[route]
             return await (handler(request, name, **params) if name is not None
                           else handler(request))
@@ -375,14 +378,22 @@ class RegistryApp:
         batch: list[bytes] = []
         batched = 0
         try:
-            async for chunk in body:
-                batch.append(chunk)
-                batched += len(chunk)
-                if batched >= _WRITE_BATCH:
-                    if pending is not None:
-                        await pending
-                    pending = loop.run_in_executor(None, upload.append, fd, batch)
-                    batch, batched = [], 0
+            try:
+                async for chunk in body:
+                    batch.append(chunk)
+                    batched += len(chunk)
+                    if batched >= _WRITE_BATCH:
+                        if pending is not None:
+                            await pending
+                        pending = loop.run_in_executor(None, upload.append, fd, batch)
+                        batch, batched = [], 0
+            except ClientGone:
+                # Keep what arrived: the client may resume from the offset a GET reports.
+                if pending is not None:
+                    await pending
+                    pending = None
+                await loop.run_in_executor(None, upload.append, fd, batch)
+                raise
             if pending is not None:
                 await pending
                 pending = None

@@ -75,9 +75,10 @@ class BasicAccess:
 class TokenAccess:
     """Bearer tokens from this registry's own token endpoint (the realm)."""
 
-    def __init__(self, issuer: TokenIssuer, realm: str) -> None:
+    def __init__(self, issuer: TokenIssuer, realm: str, policy: AccessPolicy) -> None:
         self._issuer = issuer
         self._realm = realm
+        self._policy = policy
 
     def _challenge(self, needed: list[Scope], error: str | None) -> list[tuple[str, str]]:
         value = f'Bearer realm="{self._realm}",service="{self._issuer.service}"'
@@ -97,6 +98,14 @@ class TokenAccess:
             raise RegistryError("UNAUTHORIZED", "invalid token",
                                 headers=self._challenge(needed, "invalid_token"))
         missing = [scope for scope in needed if not token_grants(claims, scope)]
+        account = claims.get("sub") or None
+        if missing and account is not None and any(
+                self._policy.grant(account, scope).actions != scope.actions
+                for scope in missing):
+            # A signed-in user whom the policy refuses: a new token would not help.
+            raise RegistryError("DENIED", detail=[
+                {"Type": s.type, "Name": s.name, "Action": ",".join(sorted(s.actions))}
+                for s in missing])
         if missing:
             # distribution answers an insufficient scope with a new challenge naming the
             # scope, so that the client fetches a token for it.
