@@ -543,3 +543,40 @@ def test_token_auth_raw(token_registry: Registry) -> None:
         assert form.status == 200 and form.json()["access_token"]
     finally:
         server.stop()
+
+
+def test_content_negotiation(registry: Registry) -> None:
+    amd, amd_data = registry.push_image("neg", "amd", b"amd64 layer")
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": amd, "size": len(amd_data),
+         "platform": {"os": "linux", "architecture": "amd64"}}]}
+    registry.request("PUT", "/v2/neg/manifests/multi", json.dumps(index).encode(),
+                     {"Content-Type": OCI_INDEX})
+    # Accepting the stored type, or anything: served as stored.
+    for accept in (OCI_INDEX, "*/*", f"{OCI_MANIFEST}, {OCI_INDEX}"):
+        got = registry.request("GET", "/v2/neg/manifests/multi", headers={"Accept": accept})
+        assert got.headers["content-type"] == OCI_INDEX
+    # An index to a client that takes only image manifests: its linux/amd64 manifest.
+    single = registry.request("GET", "/v2/neg/manifests/multi", headers={
+        "Accept": OCI_MANIFEST})
+    assert single.status == 200 and single.body == amd_data
+    assert single.headers["docker-content-digest"] == amd
+    # An OCI manifest to a client that only knows Docker's: unknown to it.
+    docker_only = registry.request("GET", "/v2/neg/manifests/amd", headers={
+        "Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    assert docker_only.status == 404 and docker_only.codes == ["MANIFEST_UNKNOWN"]
+
+
+def test_refused_large_body_still_gets_its_answer(tmp_path: Path) -> None:
+    htpasswd = tmp_path / "htpasswd"
+    subprocess.run(["htpasswd", "-Bbc", str(htpasswd), "alice", "pw"], check=True,
+                   capture_output=True)
+    server = start_registry(tmp_path / "root", "--htpasswd", str(htpasswd))
+    try:
+        reply = server.request("POST", f"/v2/x/blobs/uploads/?digest={digest_of(b'x')}",
+                               os.urandom(4 << 20))
+        assert reply.status == 401 and reply.codes == ["UNAUTHORIZED"]
+        server.auth = basic("alice", "pw")
+        assert server.push_blob("x", b"after") == digest_of(b"after")
+    finally:
+        server.stop()

@@ -19,6 +19,7 @@ from dockyard.image.errors import DigestError, DigestMismatchError
 from ._auth import AccessController, TokenAccess, TokenService
 from ._errors import RegistryError
 from ._http import Body, BodyTooLarge, ClientGone, FileBody, Request, Response
+from ._manifests import MANIFEST_MEDIA_TYPES as _MANIFEST_TYPES
 from ._manifests import inspect_manifest
 from ._names import check_name, is_valid_name, is_valid_tag
 from ._ranges import UnsatisfiableRange, parse_range, parse_upload_range
@@ -78,6 +79,16 @@ def _json(data: Any, status: int = 200, headers: list[tuple[str, str]] | None = 
           content_type: str = JSON) -> Response:
     return Response(status, [("Content-Type", content_type), *(headers or [])],
                     (json.dumps(data) + "\n").encode())
+
+
+def _accepted_types(header: str | None) -> set[str] | None:
+    """The manifest types an Accept header lists; None when it accepts anything."""
+    if not header:
+        return None
+    types = {part.split(";", 1)[0].strip().lower() for part in header.split(",")}
+    if "*/*" in types or not types & _MANIFEST_TYPES:
+        return None
+    return types
 
 
 def _pagination(request: Request) -> tuple[int | None, str | None]:
@@ -221,8 +232,31 @@ class RegistryApp:
             raise RegistryError("MANIFEST_UNKNOWN", detail={"Name": name, **detail})
         media_type, path = found
         data = path.read_bytes()
+        accepted = _accepted_types(request.header("accept"))
+        if accepted is not None and media_type not in accepted:
+            media_type, digest, data = self._negotiate(name, media_type, data, accepted)
         return Response(200, [("Content-Type", media_type), ("Docker-Content-Digest", digest),
                               ("ETag", f'"{digest}"')], data)
+
+    def _negotiate(self, name: str, media_type: str, data: bytes,
+                   accepted: set[str]) -> tuple[str, Digest, bytes]:
+        """What distribution serves a client whose Accept excludes the stored type: for
+        an index, its linux/amd64 manifest when that type is accepted; else 404."""
+        if mediatypes.is_index(media_type):
+            for child in json.loads(data).get("manifests") or []:
+                platform = child.get("platform") or {}
+                if (platform.get("os"), platform.get("architecture")) != ("linux", "amd64"):
+                    continue
+                try:
+                    digest = Digest(child.get("digest", ""))
+                except DigestError:
+                    continue
+                found = self.storage.manifest(name, digest)
+                if found is not None and found[0] in accepted:
+                    return found[0], digest, found[1].read_bytes()
+        kind = "index" if mediatypes.is_index(media_type) else "manifest"
+        raise RegistryError("MANIFEST_UNKNOWN", f"{media_type} {kind} found, but the Accept "
+                            "header does not support it")
 
     async def _put_manifest(self, request: Request, name: str, tag: str | None,
                             expected: Digest | None) -> Response:

@@ -29,6 +29,11 @@ _BUFFER_LIMIT = 1 << 22
 # An unread request body up to this size is read and dropped to keep the connection.
 _DRAIN_LIMIT = 1 << 20
 _CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+# A keep-alive connection idle this long between requests is closed.
+_IDLE_TIMEOUT = 300.0
+# Closing with unread request bytes makes the kernel send a RST, which can destroy the
+# response still in flight: half-close first and drop what arrives for this long.
+_LINGER = 1.0
 
 
 class ClientGone(ConnectionError):
@@ -107,8 +112,11 @@ class Request:
         self.path = unquote(parts.path)
         self.query = parse_qs(parts.query, keep_blank_values=True)
         self.headers: dict[str, str] = {}
-        for name, value in headers:
-            self.headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        for raw_name, raw_value in headers:
+            # A repeated header is one list (RFC 9110): Go clients send an Accept per type.
+            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            self.headers[name] = f"{self.headers[name]}, {value}" if name in self.headers \
+                else value
         self.body = body
         self.peer = peer
 
@@ -130,6 +138,7 @@ class _Connection:
         self._writer = writer
         self._handler = handler
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=65536)
+        self._unread_input = False
         peer = writer.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
@@ -164,19 +173,35 @@ class _Connection:
     async def run(self) -> None:
         try:
             while True:
-                event = await self._next_event()
+                try:
+                    event = await asyncio.wait_for(self._next_event(), _IDLE_TIMEOUT)
+                except TimeoutError:
+                    return
                 if not isinstance(event, h11.Request):
                     return
                 if not await self._serve(event):
                     return
         except h11.RemoteProtocolError as error:
+            self._unread_input = True
             await self._reject(error)
         except ConnectionError:
             pass
         finally:
-            with contextlib.suppress(OSError, RuntimeError):
-                self._writer.close()
-                await self._writer.wait_closed()
+            await self._close()
+
+    async def _close(self) -> None:
+        writer = self._writer
+        with contextlib.suppress(OSError, RuntimeError):
+            if self._unread_input and writer.can_write_eof() and not writer.is_closing():
+                writer.write_eof()
+                with contextlib.suppress(TimeoutError, ConnectionError):
+                    await asyncio.wait_for(self._discard_input(), _LINGER)
+            writer.close()
+            await writer.wait_closed()
+
+    async def _discard_input(self) -> None:
+        while await self._reader.read(_READ_SIZE):
+            pass
 
     async def _serve(self, event: h11.Request) -> bool:
         present = any(name in (b"transfer-encoding", b"content-length") and
@@ -235,6 +260,7 @@ class _Connection:
         if self._h11.our_state is not h11.DONE:
             return False
         if not body.done:
+            self._unread_input = True
             if self._h11.they_are_waiting_for_100_continue:
                 return False
             received = 0
@@ -245,6 +271,7 @@ class _Connection:
                         return False
             except ClientGone:
                 return False
+            self._unread_input = False
         if self._h11.their_state is not h11.DONE:
             return False
         self._h11.start_next_cycle()
