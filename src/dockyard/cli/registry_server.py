@@ -22,6 +22,10 @@ SERVE_SPEC = Spec(
      ("", "token-service", "str", "dockyard-registry", "Service name in tokens"),
      ("", "access-policy", "str", "",
       "Token mode: file of '<account> <repository-pattern> <actions>' lines"),
+     ("", "proxy-remote", "str", "",
+      "Pull-through cache mode: the upstream registry's URL (http(s)://host[:port])"),
+     ("", "proxy-username", "str", "", "User name for the upstream registry"),
+     ("", "proxy-password", "str", "", "Password for the upstream registry"),
      ("", "read-only", "bool", False, "Refuse pushes and deletes (while collecting garbage)"),
      ("", "no-fsync", "bool", False, "Do not fsync blobs before they become visible")])
 
@@ -64,7 +68,9 @@ def serve(ctx: Context, argv: list[str]) -> int:
         htpasswd=Path(opts.htpasswd) if opts.htpasswd else None,
         token_realm=opts.token_realm or None, token_service=opts.token_service,
         access_policy=Path(opts.access_policy) if opts.access_policy else None,
-        fsync=not opts.no_fsync, read_only=opts.read_only)
+        fsync=not opts.no_fsync, read_only=opts.read_only,
+        proxy_remote=opts.proxy_remote or None, proxy_username=opts.proxy_username or None,
+        proxy_password=opts.proxy_password or None)
     try:
         build_app(config)   # report configuration errors before listening
     except (ConfigError, OSError) as error:

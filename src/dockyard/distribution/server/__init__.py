@@ -25,6 +25,7 @@ from ._auth import AccessController, BasicAccess, OpenAccess, TokenAccess, Token
 from ._gc import GcReport, garbage_collect
 from ._htpasswd import Htpasswd, HtpasswdError
 from ._http import HttpServer
+from ._proxy import PullThrough, Upstream
 from ._storage import RegistryStorage
 from ._tokens import AccessPolicy, PolicyError, TokenIssuer
 
@@ -52,6 +53,9 @@ class RegistryConfig:
     upload_ttl: float = 24 * 3600.0    # uploads untouched this long are removed
     fsync: bool = True
     read_only: bool = False            # refuse every write (for garbage collection)
+    proxy_remote: str | None = None    # pull-through cache of this upstream registry
+    proxy_username: str | None = None
+    proxy_password: str | None = None
 
 
 def build_app(config: RegistryConfig) -> RegistryApp:
@@ -89,8 +93,16 @@ def build_app(config: RegistryConfig) -> RegistryApp:
         access = BasicAccess(htpasswd)
     elif config.access_policy is not None:
         raise ConfigError("--access-policy applies to the token mode (--token-realm)")
+    proxy = None
+    if config.proxy_remote is not None:
+        try:
+            upstream = Upstream(config.proxy_remote, config.proxy_username,
+                                config.proxy_password)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        proxy = PullThrough(storage, upstream)
     return RegistryApp(storage, access, token_service, token_path, fsync=config.fsync,
-                       read_only=config.read_only)
+                       read_only=config.read_only, proxy=proxy)
 
 
 async def run_registry(config: RegistryConfig,

@@ -22,6 +22,7 @@ from ._http import Body, BodyTooLarge, ClientGone, FileBody, Request, Response
 from ._manifests import MANIFEST_MEDIA_TYPES as _MANIFEST_TYPES
 from ._manifests import inspect_manifest
 from ._names import check_name, is_valid_name, is_valid_tag
+from ._proxy import PullThrough, UpstreamError
 from ._ranges import UnsatisfiableRange, parse_range, parse_upload_range
 from ._storage import RegistryStorage, Upload
 from ._tokens import Scope
@@ -123,9 +124,11 @@ class RegistryApp:
 
     def __init__(self, storage: RegistryStorage, access: AccessController,
                  token_service: TokenService | None = None, token_path: str = "/token",
-                 fsync: bool = True, read_only: bool = False) -> None:
+                 fsync: bool = True, read_only: bool = False,
+                 proxy: PullThrough | None = None) -> None:
         self.storage = storage
         self._read_only = read_only
+        self._proxy = proxy
         self._access = access
         self._token_service = token_service
         self._token_path = token_path
@@ -168,6 +171,8 @@ class RegistryApp:
             await self._access.authorize(request, _needed(route, request.method, name))
             if self._read_only and request.method not in ("GET", "HEAD"):
                 raise RegistryError("UNSUPPORTED", "the registry is in read-only mode")
+            if self._proxy is not None and request.method not in ("GET", "HEAD"):
+                raise RegistryError("UNSUPPORTED", "the registry is a pull-through cache")
             handler = self._handlers[route]
             return await (handler(request, name, **params) if name is not None
                           else handler(request))
@@ -224,6 +229,8 @@ class RegistryApp:
                 raise RegistryError("MANIFEST_UNKNOWN", detail={"Name": name,
                                                                 "Revision": reference})
             return Response(202)
+        if self._proxy is not None:
+            await self._pull_manifest(self._proxy, name, tag, digest)
         if tag is not None:
             digest = self.storage.resolve_tag(name, tag)
         found = self.storage.manifest(name, digest) if digest is not None else None
@@ -237,6 +244,22 @@ class RegistryApp:
             media_type, digest, data = self._negotiate(name, media_type, data, accepted)
         return Response(200, [("Content-Type", media_type), ("Docker-Content-Digest", digest),
                               ("ETag", f'"{digest}"')], data)
+
+    async def _pull_manifest(self, proxy: PullThrough, name: str, tag: str | None,
+                             digest: Digest | None) -> None:
+        """Pull-through: a tag is asked upstream every time (the cached one answers when
+        upstream is unreachable); a digest only when it is not cached."""
+        if tag is None and digest is not None and self.storage.manifest(name, digest):
+            return
+        try:
+            found = await proxy.refresh_manifest(name, tag or str(digest))
+        except UpstreamError as error:
+            if tag is not None and self.storage.resolve_tag(name, tag) is not None:
+                _log.warning("serving %s:%s from the cache: %s", name, tag, error)
+                return
+            raise RegistryError("UNAVAILABLE", f"upstream registry: {error}") from None
+        if not found and tag is not None:
+            self.storage.delete_tag(name, tag)   # gone upstream: gone here
 
     def _negotiate(self, name: str, media_type: str, data: bytes,
                    accepted: set[str]) -> tuple[str, Digest, bytes]:
@@ -304,6 +327,12 @@ class RegistryApp:
                 raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
             return Response(202)
         size = self.storage.repository_blob_size(name, checked)
+        if size is None and self._proxy is not None:
+            try:
+                if await self._proxy.fetch_blob(name, checked):
+                    size = self.storage.repository_blob_size(name, checked)
+            except UpstreamError as error:
+                raise RegistryError("UNAVAILABLE", f"upstream registry: {error}") from None
         if size is None:
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
         headers = [("Docker-Content-Digest", checked), ("ETag", f'"{checked}"'),

@@ -28,6 +28,7 @@ CODES: dict[str, tuple[int, str]] = {
     "TOOMANYREQUESTS": (429, "too many requests"),
     "RANGE_INVALID": (416, "invalid content range"),
     "PAGINATION_NUMBER_INVALID": (400, "invalid number of results requested"),
+    "UNAVAILABLE": (503, "service unavailable"),
 }
 
 

@@ -1,0 +1,81 @@
+"""Pull-through cache mode: a `dockyard registry serve --proxy-remote` in front of a
+token-authenticated upstream, read through by skopeo, then serving with upstream gone."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import tarfile
+from pathlib import Path
+
+from tests.integration.test_registry_server_support import (
+    FIXTURES,
+    digest_of,
+    skopeo,
+    start_registry,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _pulled_digest(layout: Path) -> str:
+    return json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+
+
+def test_pull_through_cache(tmp_path: Path) -> None:
+    htpasswd = tmp_path / "htpasswd"
+    subprocess.run(["htpasswd", "-Bbc", str(htpasswd), "mirror", "pw"], check=True,
+                   capture_output=True)
+    port = _free_port()
+    upstream = start_registry(tmp_path / "upstream", "--addr", f"127.0.0.1:{port}",
+                              "--htpasswd", str(htpasswd), "--token-realm",
+                              f"http://127.0.0.1:{port}/token")
+    cache = None
+    try:
+        for archive, ref in (("fixture-oci.tar", "lib/app:1.0"),
+                             ("fixture-multiarch-oci.tar", "lib/multi:1.0")):
+            skopeo("copy", "--all", "--dest-tls-verify=false", "--dest-creds", "mirror:pw",
+                   f"oci-archive:{FIXTURES / archive}", f"docker://{upstream.address}/{ref}")
+        cache = start_registry(tmp_path / "cache", "--proxy-remote",
+                               f"http://127.0.0.1:{port}", "--proxy-username", "mirror",
+                               "--proxy-password", "pw")
+        first = tmp_path / "first"
+        skopeo("copy", "--src-tls-verify=false", f"docker://{cache.address}/lib/app:1.0",
+               f"oci:{first}:x")
+        with tarfile.open(FIXTURES / "fixture-oci.tar") as tar:
+            member = tar.extractfile("index.json")
+            assert member is not None
+            assert _pulled_digest(first) == json.load(member)["manifests"][0]["digest"]
+        # The cache holds it now, verified.
+        assert (tmp_path / "cache" / "blobs" / "sha256").is_dir()
+        multi = tmp_path / "multi"
+        skopeo("copy", "--all", "--src-tls-verify=false",
+               f"docker://{cache.address}/lib/multi:1.0", f"oci:{multi}:x")
+        assert sorted(cache.request("GET", "/v2/_catalog").json()["repositories"]) == [
+            "lib/app", "lib/multi"]
+        # A cache takes no pushes.
+        refused = cache.request("POST", "/v2/lib/app/blobs/uploads/")
+        assert refused.status == 405 and refused.codes == ["UNSUPPORTED"]
+        missing = cache.request("GET", "/v2/lib/app/manifests/nope")
+        assert missing.status == 404 and missing.codes == ["MANIFEST_UNKNOWN"]
+        app_digest = _pulled_digest(first)
+        upstream.stop()
+        # Upstream gone: what was pulled is still served, by tag and by digest.
+        again = tmp_path / "again"
+        skopeo("copy", "--src-tls-verify=false", f"docker://{cache.address}/lib/app:1.0",
+               f"oci:{again}:x")
+        assert _pulled_digest(again) == app_digest
+        skopeo("copy", "--all", "--src-tls-verify=false",
+               f"docker://{cache.address}/lib/multi@{_pulled_digest(multi)}",
+               f"oci:{tmp_path / 'by-digest'}:x")
+        unknown = cache.request("GET", f"/v2/lib/app/blobs/{digest_of(b'never')}")
+        assert unknown.status == 503 and unknown.codes == ["UNAVAILABLE"]
+    finally:
+        upstream.stop()
+        if cache is not None:
+            cache.stop()
