@@ -448,20 +448,21 @@ class RegistryApp:
                     if batched >= _WRITE_BATCH:
                         if pending is not None:
                             await pending
-                        pending = loop.run_in_executor(None, upload.append, fd, batch)
+                        pending = loop.run_in_executor(None, upload.append, fd, batch,
+                                                       self._fsync)
                         batch, batched = [], 0
             except ClientGone:
                 # Keep what arrived: the client may resume from the offset a GET reports.
                 if pending is not None:
                     await pending
                     pending = None
-                await loop.run_in_executor(None, upload.append, fd, batch)
+                await loop.run_in_executor(None, upload.append, fd, batch, self._fsync)
                 raise
             if pending is not None:
                 await pending
                 pending = None
             if batch:
-                await loop.run_in_executor(None, upload.append, fd, batch)
+                await loop.run_in_executor(None, upload.append, fd, batch, self._fsync)
         finally:
             if pending is not None:
                 # Do not close the file under a thread still writing to it.

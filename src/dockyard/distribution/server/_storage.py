@@ -20,6 +20,7 @@ has been verified. Uploads live apart and are removed when they expire.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import os
@@ -65,10 +66,13 @@ class Upload:
     def open_for_append(self) -> int:
         return os.open(self.data, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
-    def append(self, fd: int, chunks: list[bytes]) -> None:
+    def append(self, fd: int, chunks: list[bytes], writeback: bool = False) -> None:
         """Write and hash `chunks` (runs in a worker thread: hashlib and write release the
-        GIL, so this overlaps the event loop's reading of the next chunks)."""
-        hasher = self._hasher_at(os.fstat(fd).st_size)
+        GIL, so this overlaps the event loop's reading of the next chunks). `writeback`
+        starts writing the new bytes to disk now, so that the fsync before the commit has
+        little left to wait for."""
+        start = os.fstat(fd).st_size
+        hasher = self._hasher_at(start)
         for chunk in chunks:
             view = memoryview(chunk)
             while view:
@@ -77,6 +81,8 @@ class Upload:
                     hasher.update(view[:written])
                 self._hashed += written
                 view = view[written:]
+        if writeback:
+            _start_writeback(fd, start, os.fstat(fd).st_size - start)
 
     def _hasher_at(self, offset: int) -> Any:
         if self._hasher is None and offset == 0:
@@ -158,11 +164,7 @@ class RegistryStorage:
         _touch(self._layer_link(name, digest))
 
     def unlink_blob(self, name: str, digest: Digest) -> bool:
-        try:
-            self._layer_link(name, digest).unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return _remove(self._layer_link(name, digest))
 
     def repository_blob_size(self, name: str, digest: Digest) -> int | None:
         """The blob's size when it is linked into `name` and present, else None."""
@@ -223,18 +225,12 @@ class RegistryStorage:
         return sorted(entry for entry in entries if not entry.startswith("."))
 
     def delete_tag(self, name: str, tag: str) -> bool:
-        try:
-            self._tag(name, tag).unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        return _remove(self._tag(name, tag))
 
     def delete_manifest(self, name: str, digest: Digest) -> bool:
         """Unlink a manifest from `name` with every tag pointing at it and its referrer
         entry; the bytes stay until garbage collection. False if it was not there."""
-        try:
-            self._revision(name, digest).unlink()
-        except FileNotFoundError:
+        if not _remove(self._revision(name, digest)):
             return False
         for tag in self.tags(name):
             if self.resolve_tag(name, tag) == digest:
@@ -332,6 +328,34 @@ class RegistryStorage:
                 shutil.rmtree(entry, ignore_errors=True)
                 removed += 1
         return removed
+
+
+_SYNC_FILE_RANGE_WRITE = 2
+_libc: Any = None
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """sync_file_range(SYNC_FILE_RANGE_WRITE): queue the range for writing, don't wait."""
+    global _libc
+    if _libc is None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                                             ctypes.c_uint]
+            _libc = libc
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc.sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
+
+
+def _remove(path: Path) -> bool:
+    """Unlink `path`; False when it was not there."""
+    try:
+        path.unlink()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return True
 
 
 def _touch(path: Path) -> None:
