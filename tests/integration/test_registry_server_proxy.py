@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 from tests.integration.test_registry_server_support import (
@@ -77,5 +78,42 @@ def test_pull_through_cache(tmp_path: Path) -> None:
         assert unknown.status == 503 and unknown.codes == ["UNAVAILABLE"]
     finally:
         upstream.stop()
+        if cache is not None:
+            cache.stop()
+
+
+def test_pull_through_the_reference_registry(tmp_path: Path) -> None:
+    """Debian's docker-registry (distribution 2.8) as the upstream."""
+    port = _free_port()
+    config = tmp_path / "distribution.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'upstream'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n")
+    upstream = subprocess.Popen(["docker-registry", "serve", str(config)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cache = None
+    try:
+        source = f"oci-archive:{FIXTURES / 'fixture-multiarch-oci.tar'}"
+        for _ in range(100):
+            if skopeo("copy", "--all", "--dest-tls-verify=false", source,
+                      f"docker://127.0.0.1:{port}/lib/multi:1.0", check=False
+                      ).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("docker-registry did not start")
+        cache = start_registry(tmp_path / "cache", "--proxy-remote",
+                               f"http://127.0.0.1:{port}")
+        out = tmp_path / "out"
+        skopeo("copy", "--all", "--src-tls-verify=false",
+               f"docker://{cache.address}/lib/multi:1.0", f"oci:{out}:x")
+        with tarfile.open(FIXTURES / "fixture-multiarch-oci.tar") as tar:
+            member = tar.extractfile("index.json")
+            assert member is not None
+            assert _pulled_digest(out) == json.load(member)["manifests"][0]["digest"]
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
         if cache is not None:
             cache.stop()

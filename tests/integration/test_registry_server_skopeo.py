@@ -162,3 +162,17 @@ def test_token_auth(tmp_path: Path) -> None:
         assert hidden.returncode != 0
     finally:
         server.stop()
+
+
+def test_docker_schema2_push_and_pull(registry: Registry, tmp_path: Path) -> None:
+    skopeo("copy", "--format", "v2s2", "--dest-tls-verify=false",
+           f"oci-archive:{FIXTURES / 'fixture-oci.tar'}",
+           f"docker://{registry.address}/schema2:1")
+    raw = json.loads(skopeo("inspect", NO_TLS, "--raw",
+                            f"docker://{registry.address}/schema2:1").stdout)
+    assert raw["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    reply = registry.request("HEAD", "/v2/schema2/manifests/1")
+    assert reply.headers["content-type"] == raw["mediaType"]
+    skopeo("copy", "--src-tls-verify=false", f"docker://{registry.address}/schema2:1",
+           f"docker-archive:{tmp_path / 'out.tar'}:schema2:1")
+    assert (tmp_path / "out.tar").stat().st_size > 0
