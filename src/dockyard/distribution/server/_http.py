@@ -86,7 +86,7 @@ class Body:
             event = await self._connection.next_body_event()
             if isinstance(event, h11.Data):
                 if event.data:
-                    return bytes(event.data)
+                    return event.data  # a bytearray: no copy (hashlib, write take it)
                 continue
             self.done = True
         raise StopAsyncIteration
