@@ -127,7 +127,8 @@ Run 'dockyard COMMAND --help' for more information on a command.
 _GROUP_ONLY = {"ls": "List {}s", "list": "List {}s", "ps": "List {}s",
                "inspect": "Display detailed information on one or more {}s",
                "prune": "Remove unused {}s", "remove": "Remove one or more {}s",
-               "rm": "Remove one or more {}s", "df": "Show disk usage"}
+               "rm": "Remove one or more {}s", "df": "Show disk usage",
+               "serve": "Run a registry", "garbage-collect": "Remove unreferenced blobs"}
 
 
 def _group_help(group: str) -> str:

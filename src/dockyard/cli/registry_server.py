@@ -12,7 +12,7 @@ from ._args import Spec
 from ._context import CommandFailed, Context
 
 SERVE_SPEC = Spec(
-    "registry serve", "dockyard registry serve [OPTIONS]",
+    "registry serve", "[OPTIONS]",
     "Run a registry (OCI distribution API) on this host",
     [("", "addr", "str", "127.0.0.1:5000", "Address to listen on (HOST:PORT; port 0 picks one)"),
      ("", "root", "str", "", "Directory holding the registry's content (required)"),
@@ -30,7 +30,7 @@ SERVE_SPEC = Spec(
      ("", "no-fsync", "bool", False, "Do not fsync blobs before they become visible")])
 
 GC_SPEC = Spec(
-    "registry garbage-collect", "dockyard registry garbage-collect [OPTIONS]",
+    "registry garbage-collect", "[OPTIONS]",
     "Remove blobs that no manifest references",
     [("", "root", "str", "", "Directory holding the registry's content (required)"),
      ("", "dry-run", "bool", False, "Only list the blobs that would be removed")])
