@@ -39,6 +39,7 @@ def test_pull_through_cache(tmp_path: Path) -> None:
     cache = None
     try:
         for archive, ref in (("fixture-oci.tar", "lib/app:1.0"),
+                             ("fixture-oci.tar", "lib/app:2.0"),
                              ("fixture-multiarch-oci.tar", "lib/multi:1.0")):
             skopeo("copy", "--all", "--dest-tls-verify=false", "--dest-creds", "mirror:pw",
                    f"oci-archive:{FIXTURES / archive}", f"docker://{upstream.address}/{ref}")
@@ -59,6 +60,9 @@ def test_pull_through_cache(tmp_path: Path) -> None:
                f"docker://{cache.address}/lib/multi:1.0", f"oci:{multi}:x")
         assert sorted(cache.request("GET", "/v2/_catalog").json()["repositories"]) == [
             "lib/app", "lib/multi"]
+        # Tags are upstream's (2.0 was never pulled through the cache).
+        listed = skopeo("list-tags", "--tls-verify=false", f"docker://{cache.address}/lib/app")
+        assert json.loads(listed.stdout)["Tags"] == ["1.0", "2.0"]
         # A cache takes no pushes.
         refused = cache.request("POST", "/v2/lib/app/blobs/uploads/")
         assert refused.status == 405 and refused.codes == ["UNSUPPORTED"]
@@ -71,6 +75,8 @@ def test_pull_through_cache(tmp_path: Path) -> None:
         skopeo("copy", "--src-tls-verify=false", f"docker://{cache.address}/lib/app:1.0",
                f"oci:{again}:x")
         assert _pulled_digest(again) == app_digest
+        listed = skopeo("list-tags", "--tls-verify=false", f"docker://{cache.address}/lib/app")
+        assert json.loads(listed.stdout)["Tags"] == ["1.0"]   # what the cache has
         skopeo("copy", "--all", "--src-tls-verify=false",
                f"docker://{cache.address}/lib/multi@{_pulled_digest(multi)}",
                f"oci:{tmp_path / 'by-digest'}:x")

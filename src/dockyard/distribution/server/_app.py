@@ -191,6 +191,18 @@ class RegistryApp:
 
     async def _tags(self, request: Request, name: str) -> Response:
         n, last = _pagination(request)
+        if self._proxy is not None:
+            # A cache lists upstream's tags; its own when upstream is unreachable.
+            try:
+                found = await self._proxy.tags(request.target, name)
+            except UpstreamError as error:
+                _log.warning("listing the cached tags of %s: %s", name, error)
+            else:
+                if found is None:
+                    raise RegistryError("NAME_UNKNOWN", detail={"name": name})
+                body, link = found
+                return Response(200, [("Content-Type", JSON),
+                                      *([("Link", link)] if link else [])], body)
         if not self.storage.repository_exists(name):
             raise RegistryError("NAME_UNKNOWN", detail={"name": name})
         tags, link = _page(self.storage.tags(name), n, last, f"/v2/{name}/tags/list")

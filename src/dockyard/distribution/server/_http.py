@@ -108,7 +108,7 @@ class Request:
                  body: Body, peer: str) -> None:
         self.method = method
         parts = urlsplit(target)
-        self.raw_path = parts.path
+        self.target = target
         self.path = unquote(parts.path)
         self.query = parse_qs(parts.query, keep_blank_values=True)
         self.headers: dict[str, str] = {}

@@ -185,6 +185,25 @@ class PullThrough:
         found = await loop.run_in_executor(None, self._fetch_manifest, name, reference)
         return found is not None
 
+    def _fetch_tags(self, target: str, name: str) -> tuple[bytes, str | None] | None:
+        response, connection = self._upstream.get(target, f"repository:{name}:pull")
+        try:
+            data = response.read(16 << 20)
+        finally:
+            connection.close()
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise UpstreamError(f"upstream answered {response.status} for the tags of {name}")
+        return data, response.getheader("Link")
+
+    async def tags(self, target: str, name: str) -> tuple[bytes, str | None] | None:
+        """Upstream's answer to a tag list request (`target` is the request's path and
+        query): the JSON body and Link header, or None when upstream has no such
+        repository."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._fetch_tags, target, name)
+
     # -- blobs -----------------------------------------------------------------------------
 
     def _fetch_blob(self, name: str, digest: Digest) -> bool:
