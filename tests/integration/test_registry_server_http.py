@@ -580,3 +580,29 @@ def test_refused_large_body_still_gets_its_answer(tmp_path: Path) -> None:
         assert server.push_blob("x", b"after") == digest_of(b"after")
     finally:
         server.stop()
+
+
+def test_kill_during_upload_leaves_nothing_visible(tmp_path: Path) -> None:
+    server = start_registry(tmp_path / "root")
+    data = os.urandom(2 << 20)
+    digest = digest_of(data)
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as client:
+            client.sendall((f"POST /v2/k/blobs/uploads/?digest={digest} HTTP/1.1\r\n"
+                            f"Host: x\r\nContent-Length: {len(data)}\r\n\r\n").encode())
+            client.sendall(data[: 1 << 20])
+            assert wait_until(lambda: any(
+                (server.root / "uploads" / u / "data").stat().st_size > 0
+                for u in _uploads(server)), 10)
+            server.process.kill()   # kill -9 in the middle of the body
+            server.process.wait(10)
+    finally:
+        server.stop()
+    restarted = start_registry(tmp_path / "root")
+    try:
+        assert restarted.request("HEAD", f"/v2/k/blobs/{digest}").status == 404
+        assert not [p for p in (restarted.root / "blobs").rglob("*") if p.is_file()]
+        assert restarted.push_blob("k", data) == digest
+        assert restarted.request("GET", f"/v2/k/blobs/{digest}").body == data
+    finally:
+        restarted.stop()
