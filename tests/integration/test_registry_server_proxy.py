@@ -3,10 +3,13 @@ token-authenticated upstream, read through by skopeo, then serving with upstream
 
 from __future__ import annotations
 
+import http.client
 import json
+import os
 import socket
 import subprocess
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -22,6 +25,21 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _fetch(port: int, path: str) -> tuple[int, bool]:
+    """(status, whether the body arrived whole)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        try:
+            response.read()
+        except http.client.IncompleteRead:
+            return response.status, False
+        return response.status, True
+    finally:
+        connection.close()
 
 
 def _pulled_digest(layout: Path) -> str:
@@ -121,5 +139,63 @@ def test_pull_through_the_reference_registry(tmp_path: Path) -> None:
     finally:
         upstream.terminate()
         upstream.wait(10)
+        if cache is not None:
+            cache.stop()
+
+
+def test_cache_streams_one_download_to_many_clients(tmp_path: Path) -> None:
+    upstream = start_registry(tmp_path / "upstream")
+    cache = None
+    try:
+        data = os.urandom(24 << 20)
+        digest = upstream.push_blob("big/blob", data)
+        cache = start_registry(tmp_path / "cache", "--proxy-remote",
+                               f"http://{upstream.address}")
+        bodies: list[bytes] = []
+
+        def fetch() -> None:
+            bodies.append(cache.request("GET", f"/v2/big/blob/blobs/{digest}").body)
+
+        threads = [threading.Thread(target=fetch) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert len(bodies) == 4 and all(body == data for body in bodies)
+        head = cache.request("HEAD", f"/v2/big/blob/blobs/{digest}")
+        assert head.status == 200 and head.headers["content-length"] == str(len(data))
+        upstream.stop()
+        assert cache.request("GET", f"/v2/big/blob/blobs/{digest}").body == data
+        part = cache.request("GET", f"/v2/big/blob/blobs/{digest}",
+                             headers={"Range": "bytes=5-9"})
+        assert part.status == 206 and part.body == data[5:10]
+        assert not os.listdir(tmp_path / "cache" / "uploads")
+    finally:
+        upstream.stop()
+        if cache is not None:
+            cache.stop()
+
+
+def test_cache_refuses_corrupt_upstream_content(tmp_path: Path) -> None:
+    upstream = start_registry(tmp_path / "upstream")
+    cache = None
+    try:
+        data = os.urandom(3 << 20)
+        digest = upstream.push_blob("bad/blob", data)
+        # Corrupt the upstream's stored copy behind its back.
+        stored = tmp_path / "upstream" / "blobs" / "sha256" / digest.split(":")[1]
+        stored.chmod(0o644)
+        with open(stored, "r+b") as handle:
+            handle.seek(len(data) // 2)
+            handle.write(b"corrupted!")
+        cache = start_registry(tmp_path / "cache", "--proxy-remote",
+                               f"http://{upstream.address}")
+        for _ in range(2):   # the second request finds nothing cached either
+            status, complete = _fetch(cache.port, f"/v2/bad/blob/blobs/{digest}")
+            # Refused up front, or cut short before the end: never the whole bad body.
+            assert status != 200 or not complete
+        assert not list((tmp_path / "cache" / "blobs").rglob(digest.split(":")[1]))
+    finally:
+        upstream.stop()
         if cache is not None:
             cache.stop()

@@ -18,7 +18,7 @@ from dockyard.image.errors import DigestError, DigestMismatchError
 
 from ._auth import AccessController, TokenAccess, TokenService
 from ._errors import RegistryError
-from ._http import Body, BodyTooLarge, ClientGone, FileBody, Request, Response
+from ._http import Body, BodyTooLarge, ClientGone, FileBody, Request, Response, StreamBody
 from ._manifests import MANIFEST_MEDIA_TYPES as _MANIFEST_TYPES
 from ._manifests import inspect_manifest
 from ._names import check_name, is_valid_name, is_valid_tag
@@ -338,18 +338,27 @@ class RegistryApp:
             if not self.storage.unlink_blob(name, checked):
                 raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
             return Response(202)
+        headers = [("Docker-Content-Digest", checked), ("ETag", f'"{checked}"'),
+                   ("Accept-Ranges", "bytes"), ("Cache-Control", "max-age=31536000"),
+                   ("Content-Type", "application/octet-stream")]
         size = self.storage.repository_blob_size(name, checked)
         if size is None and self._proxy is not None:
             try:
-                if await self._proxy.fetch_blob(name, checked):
+                download = await self._proxy.download(name, checked)
+                if download is not None and download.finished.done():
+                    size = self.storage.repository_blob_size(name, checked)
+                elif download is not None and download.streamable and \
+                        request.header("range") is None:
+                    assert download.size is not None
+                    return Response(200, headers, stream=StreamBody(download.chunks(),
+                                                                    download.size))
+                elif download is not None:
+                    await download.finished
                     size = self.storage.repository_blob_size(name, checked)
             except UpstreamError as error:
                 raise RegistryError("UNAVAILABLE", f"upstream registry: {error}") from None
         if size is None:
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
-        headers = [("Docker-Content-Digest", checked), ("ETag", f'"{checked}"'),
-                   ("Accept-Ranges", "bytes"), ("Cache-Control", "max-age=31536000"),
-                   ("Content-Type", "application/octet-stream")]
         try:
             wanted = parse_range(request.header("range"), size)
         except UnsatisfiableRange:

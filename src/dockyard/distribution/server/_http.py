@@ -54,11 +54,21 @@ class FileBody:
 
 
 @dataclass
+class StreamBody:
+    """A response body of known length produced while it is sent. If the iterator fails
+    the connection is cut, so the client never takes a short body for a whole one."""
+
+    chunks: AsyncIterator[bytes]
+    length: int
+
+
+@dataclass
 class Response:
     status: int = 200
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
     file: FileBody | None = None
+    stream: StreamBody | None = None
 
 
 class _Passthrough:
@@ -221,8 +231,10 @@ class _Connection:
     async def _respond(self, response: Response, head_only: bool, body: Body) -> None:
         headers = [("Date", formatdate(usegmt=True)), *response.headers]
         file = response.file
+        stream = response.stream
         if response.status != 204:
-            length = file.length if file is not None else len(response.body)
+            length = (file.length if file is not None else
+                      stream.length if stream is not None else len(response.body))
             headers.append(("Content-Length", str(length)))
         if not body.done and self._h11.they_are_waiting_for_100_continue:
             headers.append(("Connection", "close"))
@@ -238,6 +250,10 @@ class _Connection:
                     self._h11.send_with_data_passthrough(
                         h11.Data(data=_Passthrough(file.length)))  # type: ignore[arg-type]
                     await self._sendfile(file)
+            elif stream is not None:
+                self._writer.write(data or b"")
+                data = b""
+                await self._send_stream(stream)
             elif response.body:
                 data = (data or b"") + (self._h11.send(h11.Data(data=response.body)) or b"")
             data = (data or b"") + (self._h11.send(h11.EndOfMessage()) or b"")
@@ -246,6 +262,21 @@ class _Connection:
         finally:
             if file is not None:
                 file.file.close()
+            if stream is not None:
+                aclose = getattr(stream.chunks, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+    async def _send_stream(self, stream: StreamBody) -> None:
+        try:
+            async for chunk in stream.chunks:
+                self._writer.write(self._h11.send(h11.Data(data=chunk)) or b"")
+                await self._writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as error:
+            _log.warning("response body failed: %s", error)
+            raise ConnectionError(str(error)) from error
 
     async def _sendfile(self, file: FileBody) -> None:
         loop = asyncio.get_running_loop()

@@ -4,8 +4,9 @@ registry, verifies it, stores it, and serves it from then on.
 Tags are asked upstream on every request (the cached manifest answers when upstream is
 unreachable); manifests by digest and blobs come from the cache once fetched. A blob is
 fetched whole into an upload session, verified, then committed like a push, so a partial
-or corrupt download is never visible; requests for a blob already being fetched wait for
-that one download. The upstream client is blocking (http.client) and runs in worker
+or corrupt download is never visible in the cache. Clients are served while the bytes
+arrive, from the session's file; requests for a blob already being fetched read that
+same download. The upstream client is blocking (http.client) and runs in worker
 threads; it answers basic and bearer-token challenges with the configured credentials.
 """
 
@@ -20,6 +21,7 @@ import os
 import re
 import ssl
 import threading
+from collections.abc import AsyncIterator
 from urllib.parse import urlencode, urlsplit
 
 from dockyard.image.digest import Digest, new_hasher
@@ -145,7 +147,7 @@ class PullThrough:
     def __init__(self, storage: RegistryStorage, upstream: Upstream) -> None:
         self._storage = storage
         self._upstream = upstream
-        self._fetching: dict[tuple[str, Digest], asyncio.Future[bool]] = {}
+        self._fetching: dict[tuple[str, Digest], Download] = {}
 
     # -- manifests -------------------------------------------------------------------------
 
@@ -206,7 +208,9 @@ class PullThrough:
 
     # -- blobs -----------------------------------------------------------------------------
 
-    def _fetch_blob(self, name: str, digest: Digest) -> bool:
+    def _fetch_blob(self, name: str, digest: Digest, download: Download) -> bool:
+        """Runs in a worker thread; tells `download` (on the loop) how far it got."""
+        loop = download.loop
         response, connection = self._upstream.get(f"/v2/{name}/blobs/{digest}",
                                                   f"repository:{name}:pull")
         try:
@@ -214,16 +218,23 @@ class PullThrough:
                 return False
             if response.status != 200:
                 raise UpstreamError(f"upstream answered {response.status} for {digest}")
+            length = response.getheader("Content-Length")
             upload = self._storage.start_upload(name)
             try:
-                hasher = new_hasher(digest.algorithm)
                 fd = upload.open_for_append()
+                reader = os.open(upload.data, os.O_RDONLY | os.O_CLOEXEC)
+                loop.call_soon_threadsafe(download.started, reader,
+                                          int(length) if length and length.isdigit() else None)
+                hasher = new_hasher(digest.algorithm)
+                total = 0
                 try:
                     while chunk := response.read(_CHUNK):
                         hasher.update(chunk)
                         view = memoryview(chunk)
                         while view:
                             view = view[os.write(fd, view):]
+                        total += len(chunk)
+                        loop.call_soon_threadsafe(download.progressed, total)
                 finally:
                     os.close(fd)
                 if hasher.hexdigest() != digest.hex:
@@ -238,21 +249,97 @@ class PullThrough:
         finally:
             connection.close()
 
-    async def fetch_blob(self, name: str, digest: Digest) -> bool:
-        """Bring the blob into the cache (one download however many ask at once); False
-        when upstream does not have it."""
+    async def download(self, name: str, digest: Digest) -> Download | None:
+        """Start bringing the blob into the cache (one download however many ask at once)
+        and return once upstream has answered: None when it does not have the blob."""
         key = (name, digest)
-        running = self._fetching.get(key)
-        if running is not None:
-            return await asyncio.shield(running)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[bool] = loop.run_in_executor(None, self._fetch_blob, name,
-                                                            digest)
-        self._fetching[key] = future
+        download = self._fetching.get(key)
+        if download is None:
+            loop = asyncio.get_running_loop()
+            download = Download(loop)
+            download.finished = loop.run_in_executor(None, self._fetch_blob, name, digest,
+                                                     download)
+            self._fetching[key] = download
+            download.finished.add_done_callback(lambda _: self._fetching.pop(key, None))
+            download.finished.add_done_callback(download.ended)
+        await asyncio.wait([download.ready, download.finished],
+                           return_when=asyncio.FIRST_COMPLETED)
+        if download.finished.done():
+            if not download.finished.result():   # raises the download's UpstreamError
+                return None
+        return download
+
+
+class Download:
+    """A blob on its way from upstream into the cache, readable while it arrives.
+
+    The worker thread reports progress through the event loop; readers send what has been
+    written, and hold the last byte back until the digest is verified, so that a client
+    never receives a complete-looking body of bad content.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.finished: asyncio.Future[bool] = loop.create_future()
+        self.size: int | None = None
+        self._reader: int | None = None
+        self._written = 0
+        self._readers = 0
+        self._changed = asyncio.Event()
+
+    # -- reports from the worker thread (run on the loop) ----------------------------------
+
+    def started(self, reader: int, size: int | None) -> None:
+        self._reader = reader
+        self.size = size
+        if not self.ready.done():
+            self.ready.set_result(None)
+
+    def progressed(self, written: int) -> None:
+        self._written = written
+        self._changed.set()
+
+    def ended(self, _: object) -> None:
+        self._changed.set()
+        self._release()
+
+    def _release(self) -> None:
+        if self.finished.done() and self._readers == 0 and self._reader is not None:
+            os.close(self._reader)
+            self._reader = None
+
+    # -- readers ---------------------------------------------------------------------------
+
+    @property
+    def streamable(self) -> bool:
+        return self.size is not None and self._reader is not None
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The blob's bytes as they arrive; raises if the download fails."""
+        assert self.size is not None and self._reader is not None
+        reader, size = self._reader, self.size
+        self._readers += 1
+        sent = 0
         try:
-            return await asyncio.shield(future)
+            while sent < size:
+                verified = self.finished.done() and not self.finished.exception() \
+                    and self.finished.result()
+                available = min(self._written, size if verified else size - 1)
+                if available > sent:
+                    chunk = os.pread(reader, min(available - sent, _CHUNK), sent)
+                    if not chunk:
+                        raise UpstreamError("the cached download shrank")
+                    sent += len(chunk)
+                    yield chunk
+                    continue
+                if self.finished.done():
+                    self.finished.result()  # raises the download's error
+                    if not verified or self._written < size:
+                        raise UpstreamError("upstream sent less than it announced")
+                    continue
+                self._changed.clear()
+                await self._changed.wait()
         finally:
-            if future.done():
-                self._fetching.pop(key, None)
-            else:
-                future.add_done_callback(lambda _: self._fetching.pop(key, None))
+            self._readers -= 1
+            self._release()
