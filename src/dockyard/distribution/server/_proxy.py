@@ -149,22 +149,32 @@ class PullThrough:
         self._upstream = upstream
         self._fetching: dict[tuple[str, Digest], Download] = {}
 
-    # -- manifests -------------------------------------------------------------------------
-
-    def _fetch_manifest(self, name: str, reference: str) -> tuple[str, Digest, bytes] | None:
-        # Every type is accepted: the cache keeps what upstream stores, and negotiates
-        # with its own clients itself.
-        response, connection = self._upstream.get(
-            f"/v2/{name}/manifests/{reference}", f"repository:{name}:pull",
-            {"Accept": _DEFAULT_ACCEPT})
+    def _read(self, path: str, name: str, limit: int, headers: dict[str, str] | None = None
+              ) -> tuple[http.client.HTTPResponse, bytes] | None:
+        """GET a small document of repository `name`: (response, body), None for a 404."""
+        response, connection = self._upstream.get(path, f"repository:{name}:pull", headers)
         try:
-            data = response.read(4 << 20 | 1)
+            data = response.read(limit)
+        except OSError as error:
+            raise UpstreamError(f"upstream: {error}") from None
         finally:
             connection.close()
         if response.status == 404:
             return None
         if response.status != 200:
-            raise UpstreamError(f"upstream answered {response.status} for {name}:{reference}")
+            raise UpstreamError(f"upstream answered {response.status} for {path}")
+        return response, data
+
+    # -- manifests -------------------------------------------------------------------------
+
+    def _fetch_manifest(self, name: str, reference: str) -> tuple[str, Digest, bytes] | None:
+        # Every type is accepted: the cache keeps what upstream stores, and negotiates
+        # with its own clients itself.
+        found = self._read(f"/v2/{name}/manifests/{reference}", name, 4 << 20 | 1,
+                           {"Accept": _DEFAULT_ACCEPT})
+        if found is None:
+            return None
+        response, data = found
         media_type = (response.getheader("Content-Type") or "").split(";")[0].strip()
         if media_type not in MANIFEST_MEDIA_TYPES:
             try:
@@ -188,16 +198,8 @@ class PullThrough:
         return found is not None
 
     def _fetch_tags(self, target: str, name: str) -> tuple[bytes, str | None] | None:
-        response, connection = self._upstream.get(target, f"repository:{name}:pull")
-        try:
-            data = response.read(16 << 20)
-        finally:
-            connection.close()
-        if response.status == 404:
-            return None
-        if response.status != 200:
-            raise UpstreamError(f"upstream answered {response.status} for the tags of {name}")
-        return data, response.getheader("Link")
+        found = self._read(target, name, 16 << 20)
+        return None if found is None else (found[1], found[0].getheader("Link"))
 
     async def tags(self, target: str, name: str) -> tuple[bytes, str | None] | None:
         """Upstream's answer to a tag list request (`target` is the request's path and
