@@ -100,7 +100,7 @@ class Upstream:
             connection.request("GET", path + urlencode(query), headers=headers)
             response = connection.getresponse()
             body = response.read()
-        except OSError as error:
+        except (OSError, http.client.HTTPException) as error:
             raise UpstreamError(f"token service: {error}") from None
         finally:
             connection.close()
@@ -128,7 +128,7 @@ class Upstream:
             try:
                 connection.request("GET", path, headers=sent)
                 response = connection.getresponse()
-            except OSError as error:
+            except (OSError, http.client.HTTPException) as error:
                 connection.close()
                 raise UpstreamError(f"upstream: {error}") from None
             if response.status == 401 and attempt == 0:
@@ -155,7 +155,7 @@ class PullThrough:
         response, connection = self._upstream.get(path, f"repository:{name}:pull", headers)
         try:
             data = response.read(limit)
-        except OSError as error:
+        except (OSError, http.client.HTTPException) as error:
             raise UpstreamError(f"upstream: {error}") from None
         finally:
             connection.close()
@@ -246,7 +246,7 @@ class PullThrough:
                 self._storage.cancel_upload(upload)
                 raise
             return True
-        except OSError as error:
+        except (OSError, http.client.HTTPException) as error:
             raise UpstreamError(f"upstream: {error}") from None
         finally:
             connection.close()
