@@ -353,7 +353,7 @@ class RegistryApp:
                     return Response(200, headers, stream=StreamBody(download.chunks(),
                                                                     download.size))
                 elif download is not None:
-                    await download.finished
+                    await asyncio.shield(download.finished)  # others wait on it too
                     size = self.storage.repository_blob_size(name, checked)
             except UpstreamError as error:
                 raise RegistryError("UNAVAILABLE", f"upstream registry: {error}") from None
