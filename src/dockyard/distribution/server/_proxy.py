@@ -186,8 +186,6 @@ class PullThrough:
         digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
         if ":" in reference and reference != digest:
             raise UpstreamError(f"upstream sent a manifest that does not match {reference}")
-        tag = None if ":" in reference else reference
-        self._storage.put_manifest(name, digest, media_type, data, tag, None)
         return media_type, digest, data
 
     async def refresh_manifest(self, name: str, reference: str) -> bool:
@@ -195,7 +193,14 @@ class PullThrough:
         manifest. Unreachable upstream: UpstreamError (the cache may still answer)."""
         loop = asyncio.get_running_loop()
         found = await loop.run_in_executor(None, self._fetch_manifest, name, reference)
-        return found is not None
+        if found is None:
+            return False
+        media_type, digest, data = found
+        # Stored from the event loop's thread: concurrent requests for one tag must not
+        # write its file at the same time (write_atomic's temporary name is per process).
+        tag = None if ":" in reference else reference
+        self._storage.put_manifest(name, digest, media_type, data, tag, None)
+        return True
 
     def _fetch_tags(self, target: str, name: str) -> tuple[bytes, str | None] | None:
         found = self._read(target, name, 16 << 20)
