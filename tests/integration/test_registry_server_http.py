@@ -439,6 +439,14 @@ def test_garbage_collect(registry: Registry) -> None:
     assert registry.request("GET", "/v2/gc/manifests/keep").status == 200
     assert registry.request("HEAD", f"/v2/gc/blobs/{digest_of(b'kept layer')}").status == 200
     assert registry.request("GET", f"/v2/gc/manifests/{kept}").status == 200
+    untagged, _ = registry.push_image("gc", "temporary", b"untagged layer")
+    registry.request("DELETE", "/v2/gc/manifests/temporary")
+    pruned = subprocess.run([DOCKYARD, "registry", "garbage-collect", "--root",
+                             str(registry.root), "-m"], capture_output=True, text=True)
+    assert pruned.returncode == 0, pruned.stderr
+    assert f"removed manifest gc@{untagged}" in pruned.stdout
+    assert registry.request("GET", f"/v2/gc/manifests/{untagged}").status == 404
+    assert registry.request("GET", "/v2/gc/manifests/keep").status == 200
     bad = subprocess.run([DOCKYARD, "registry", "garbage-collect", "--root",
                           str(registry.root / "nothing")], capture_output=True, text=True)
     assert bad.returncode == 1 and "not a registry root" in bad.stderr

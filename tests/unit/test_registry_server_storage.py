@@ -154,3 +154,27 @@ def test_garbage_collect(tmp_path: Path) -> None:
     assert storage.blob_path(kept).exists()
     assert storage.repository_blob_size("app", _digest(b"kept layer")) == 10
     assert garbage_collect(tmp_path).removed == []
+
+
+def test_garbage_collect_untagged(tmp_path: Path) -> None:
+    storage = RegistryStorage(tmp_path)
+    child = _image(storage, "app", "child-tag", b"child layer")
+    storage.delete_tag("app", "child-tag")             # reached only through the index
+    index = json.dumps({"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": [
+        {"mediaType": mediatypes.OCI_MANIFEST, "digest": child, "size": 1}]}).encode()
+    storage.put_manifest("app", _digest(index), mediatypes.OCI_INDEX, index, "multi", None)
+    signature = b'{"schemaVersion":2,"signature":true}'
+    storage.put_manifest("app", _digest(signature), mediatypes.OCI_MANIFEST, signature, None,
+                         (_digest(index), {"digest": _digest(signature)}))
+    orphan = _image(storage, "app", "old", b"old layer")
+    storage.delete_tag("app", "old")
+    dry = garbage_collect(tmp_path, dry_run=True, delete_untagged=True)
+    assert dry.untagged == [("app", orphan)]
+    assert storage.manifest("app", orphan) is not None
+    report = garbage_collect(tmp_path, delete_untagged=True)
+    assert report.untagged == [("app", orphan)]
+    assert storage.manifest("app", orphan) is None
+    assert _digest(b"old layer") in report.removed and orphan in report.removed
+    for kept in (child, _digest(index), _digest(signature)):
+        assert storage.manifest("app", kept) is not None
+    assert storage.repository_blob_size("app", _digest(b"child layer")) == 11

@@ -33,7 +33,10 @@ GC_SPEC = Spec(
     "registry garbage-collect", "[OPTIONS]",
     "Remove blobs that no manifest references",
     [("", "root", "str", "", "Directory holding the registry's content (required)"),
-     ("", "dry-run", "bool", False, "Only list the blobs that would be removed")])
+     ("", "dry-run", "bool", False, "Only list what would be removed"),
+     ("m", "delete-untagged", "bool", False,
+      "Also remove the manifests that no tag reaches (directly, as a child of an index "
+      "or as a referrer)")])
 
 
 def _load_site_packages() -> None:
@@ -100,8 +103,10 @@ def garbage_collect(ctx: Context, argv: list[str]) -> int:
     root = Path(opts.root)
     if not (root / "blobs").is_dir():
         raise CommandFailed(f"registry: {root} is not a registry root", 1)
-    report = collect(root, dry_run=opts.dry_run)
+    report = collect(root, dry_run=opts.dry_run, delete_untagged=opts.delete_untagged)
     verb = "would remove" if opts.dry_run else "removed"
+    for name, digest in report.untagged:
+        sys.stdout.write(f"{verb} manifest {name}@{digest}\n")
     for digest in report.removed:
         sys.stdout.write(f"{verb} blob {digest}\n")
     sys.stdout.write(f"{report.marked} blobs marked, {len(report.removed)} blobs {verb}, "
