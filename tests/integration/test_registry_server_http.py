@@ -614,3 +614,17 @@ def test_kill_during_upload_leaves_nothing_visible(tmp_path: Path) -> None:
         assert restarted.request("GET", f"/v2/k/blobs/{digest}").body == data
     finally:
         restarted.stop()
+
+
+def test_rate_limit_and_access_log(tmp_path: Path) -> None:
+    server = start_registry(tmp_path / "root", "--rate-limit", "1", "--access-log")
+    try:
+        statuses = [server.request("GET", "/v2/").status for _ in range(6)]
+        assert statuses[:2] == [200, 200] and 429 in statuses
+        limited = server.request("GET", "/v2/")
+        assert limited.status == 429 and limited.codes == ["TOOMANYREQUESTS"]
+        assert int(limited.headers["retry-after"]) >= 1
+    finally:
+        server.stop()
+    log = server.log_path.read_text()
+    assert "GET /v2/ 200" in log and "GET /v2/ 429" in log

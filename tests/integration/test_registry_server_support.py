@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,8 @@ class Registry:
     process: subprocess.Popen[str]
     root: Path
     port: int
+    log_path: Path
     auth: str | None = None   # an Authorization header value sent with every request
-    log: list[str] = field(default_factory=list)
 
     @property
     def address(self) -> str:
@@ -107,17 +107,21 @@ class Registry:
 
 def start_registry(root: Path, *args: str) -> Registry:
     """Start `dockyard registry serve` on a port the kernel picks; returns once it listens."""
-    process = subprocess.Popen(
-        [DOCKYARD, "registry", "serve", "--addr", "127.0.0.1:0", "--root", str(root),
-         "--no-fsync", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # stderr goes to a file: a pipe nobody reads would stall a server that logs a lot.
+    log = root.with_name(root.name + ".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as err:
+        process = subprocess.Popen(
+            [DOCKYARD, "registry", "serve", "--addr", "127.0.0.1:0", "--root", str(root),
+             "--no-fsync", *args],
+            stdout=subprocess.PIPE, stderr=err, text=True)
     assert process.stdout is not None
     line = process.stdout.readline()
     if not line.startswith("registry listening on http://127.0.0.1:"):
         process.kill()
-        _, err = process.communicate(timeout=10)
-        raise AssertionError(f"registry did not start: {line!r} {err!r}")
-    return Registry(process, root, int(line.rsplit(":", 1)[1]))
+        process.wait(10)
+        raise AssertionError(f"registry did not start: {line!r} {log.read_text()!r}")
+    return Registry(process, root, int(line.rsplit(":", 1)[1]), log_path=log)
 
 
 @pytest.fixture

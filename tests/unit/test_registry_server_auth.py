@@ -100,3 +100,22 @@ def test_tokens_are_checked() -> None:
     assert expired.verify(expired.issue("alice", [])) is None
     assert issuer.verify(token) is not None
     assert time.time() < issuer.verify(token)["exp"]  # type: ignore[index]
+
+
+def test_rate_limiter() -> None:
+    from dockyard.distribution.server._errors import RegistryError
+    from dockyard.distribution.server._ratelimit import RateLimiter
+
+    limiter = RateLimiter(2)            # 2 per second, bursts of 4
+    for _ in range(4):
+        limiter.check("10.0.0.1", now=100.0)
+    with pytest.raises(RegistryError) as info:
+        limiter.check("10.0.0.1", now=100.0)
+    assert info.value.code == "TOOMANYREQUESTS" and info.value.status == 429
+    assert ("Retry-After", "1") in info.value.headers
+    limiter.check("10.0.0.2", now=100.0)     # another client has its own bucket
+    limiter.check("10.0.0.1", now=100.5)     # half a second later: one more
+    with pytest.raises(RegistryError):
+        limiter.check("10.0.0.1", now=100.5)
+    with pytest.raises(ValueError):
+        RateLimiter(0)

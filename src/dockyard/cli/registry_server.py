@@ -26,6 +26,9 @@ SERVE_SPEC = Spec(
       "Pull-through cache mode: the upstream registry's URL (http(s)://host[:port])"),
      ("", "proxy-username", "str", "", "User name for the upstream registry"),
      ("", "proxy-password", "str", "", "Password for the upstream registry"),
+     ("", "rate-limit", "float", 0.0,
+      "Requests per second allowed per client address (0: no limit); bursts of twice that"),
+     ("", "access-log", "bool", False, "Log every request on stderr"),
      ("", "read-only", "bool", False, "Refuse pushes and deletes (while collecting garbage)"),
      ("", "no-fsync", "bool", False, "Do not fsync blobs before they become visible")])
 
@@ -73,7 +76,8 @@ def serve(ctx: Context, argv: list[str]) -> int:
         access_policy=Path(opts.access_policy) if opts.access_policy else None,
         fsync=not opts.no_fsync, read_only=opts.read_only,
         proxy_remote=opts.proxy_remote or None, proxy_username=opts.proxy_username or None,
-        proxy_password=opts.proxy_password or None)
+        proxy_password=opts.proxy_password or None,
+        rate_limit=opts.rate_limit or None, access_log=opts.access_log)
     try:
         build_app(config)   # report configuration errors before listening
     except (ConfigError, OSError) as error:

@@ -26,6 +26,7 @@ from ._gc import GcReport, garbage_collect
 from ._htpasswd import Htpasswd, HtpasswdError
 from ._http import HttpServer
 from ._proxy import PullThrough, Upstream
+from ._ratelimit import RateLimiter
 from ._storage import RegistryStorage
 from ._tokens import AccessPolicy, PolicyError, TokenIssuer
 
@@ -56,6 +57,8 @@ class RegistryConfig:
     proxy_remote: str | None = None    # pull-through cache of this upstream registry
     proxy_username: str | None = None
     proxy_password: str | None = None
+    rate_limit: float | None = None    # requests per second per client address
+    access_log: bool = False           # one line per request on stderr
 
 
 def build_app(config: RegistryConfig) -> RegistryApp:
@@ -101,8 +104,14 @@ def build_app(config: RegistryConfig) -> RegistryApp:
         except ValueError as error:
             raise ConfigError(str(error)) from None
         proxy = PullThrough(storage, upstream)
+    limiter = None
+    if config.rate_limit is not None:
+        try:
+            limiter = RateLimiter(config.rate_limit)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     return RegistryApp(storage, access, token_service, token_path, fsync=config.fsync,
-                       read_only=config.read_only, proxy=proxy)
+                       read_only=config.read_only, proxy=proxy, rate_limiter=limiter)
 
 
 async def run_registry(config: RegistryConfig,
@@ -136,4 +145,6 @@ def serve(config: RegistryConfig, on_ready: Callable[[str, int], None] | None = 
 
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if config.access_log:
+        logging.getLogger("dockyard.registry.access").setLevel(logging.INFO)
     asyncio.run(main())

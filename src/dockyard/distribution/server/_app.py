@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -24,10 +25,12 @@ from ._manifests import inspect_manifest
 from ._names import check_name, is_valid_name, is_valid_tag
 from ._proxy import PullThrough, UpstreamError
 from ._ranges import UnsatisfiableRange, parse_range, parse_upload_range
+from ._ratelimit import RateLimiter
 from ._storage import RegistryStorage, Upload
 from ._tokens import Scope
 
 _log = logging.getLogger("dockyard.registry")
+_access_log = logging.getLogger("dockyard.registry.access")
 
 API_VERSION = ("Docker-Distribution-API-Version", "registry/2.0")
 JSON = "application/json; charset=utf-8"
@@ -125,8 +128,10 @@ class RegistryApp:
     def __init__(self, storage: RegistryStorage, access: AccessController,
                  token_service: TokenService | None = None, token_path: str = "/token",
                  fsync: bool = True, read_only: bool = False,
-                 proxy: PullThrough | None = None) -> None:
+                 proxy: PullThrough | None = None,
+                 rate_limiter: RateLimiter | None = None) -> None:
         self.storage = storage
+        self._rate_limiter = rate_limiter
         self._read_only = read_only
         self._proxy = proxy
         self._access = access
@@ -139,7 +144,10 @@ class RegistryApp:
             "upload": self._upload, "blob": self._blob, "referrers": self._referrers}
 
     async def handle(self, request: Request) -> Response:
+        started = time.monotonic()
         try:
+            if self._rate_limiter is not None:
+                self._rate_limiter.check(request.peer.rpartition(":")[0])
             response = await self._dispatch(request)
         except RegistryError as error:
             response = Response(error.status, [("Content-Type", JSON), *error.headers],
@@ -151,6 +159,9 @@ class RegistryApp:
             response = _json({"errors": [{"code": "UNKNOWN", "message": "unknown error",
                                           "detail": str(error)}]}, 500)
         response.headers.append(API_VERSION)
+        if _access_log.isEnabledFor(logging.INFO):
+            _access_log.info("%s %s %s %d %.3fs", request.peer, request.method,
+                             request.target, response.status, time.monotonic() - started)
         return response
 
     async def _dispatch(self, request: Request) -> Response:
