@@ -21,7 +21,6 @@ import os
 import re
 import ssl
 import threading
-from collections.abc import AsyncIterator
 from urllib.parse import urlencode, urlsplit
 
 from dockyard.image.digest import Digest, new_hasher
@@ -322,31 +321,50 @@ class Download:
     def streamable(self) -> bool:
         return self.size is not None and self._reader is not None
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """The blob's bytes as they arrive; raises if the download fails."""
-        assert self.size is not None and self._reader is not None
-        reader, size = self._reader, self.size
-        self._readers += 1
-        sent = 0
-        try:
-            while sent < size:
-                verified = self.finished.done() and not self.finished.exception() \
-                    and self.finished.result()
-                available = min(self._written, size if verified else size - 1)
-                if available > sent:
-                    chunk = os.pread(reader, min(available - sent, _CHUNK), sent)
-                    if not chunk:
-                        raise UpstreamError("the cached download shrank")
-                    sent += len(chunk)
-                    yield chunk
-                    continue
-                if self.finished.done():
-                    self.finished.result()  # raises the download's error
-                    if not verified or self._written < size:
-                        raise UpstreamError("upstream sent less than it announced")
-                    continue
-                self._changed.clear()
-                await self._changed.wait()
-        finally:
-            self._readers -= 1
-            self._release()
+    def chunks(self) -> _Reader:
+        """The blob's bytes as they arrive (raising if the download fails); the reader
+        holds the file open from now until it is closed, even if never iterated."""
+        return _Reader(self)
+
+
+class _Reader:
+    """One client's read of a Download: an async iterator of chunks with aclose()."""
+
+    def __init__(self, download: Download) -> None:
+        assert download.size is not None and download._reader is not None
+        self._download = download
+        self._fd = download._reader
+        self._size = download.size
+        self._sent = 0
+        self._closed = False
+        download._readers += 1
+
+    def __aiter__(self) -> _Reader:
+        return self
+
+    async def __anext__(self) -> bytes:
+        download = self._download
+        while self._sent < self._size and not self._closed:
+            finished = download.finished
+            verified = finished.done() and finished.exception() is None and finished.result()
+            available = min(download._written, self._size if verified else self._size - 1)
+            if available > self._sent:
+                chunk = os.pread(self._fd, min(available - self._sent, _CHUNK), self._sent)
+                if not chunk:
+                    raise UpstreamError("the cached download shrank")
+                self._sent += len(chunk)
+                return chunk
+            if finished.done():
+                finished.result()  # raises the download's error
+                if not verified or download._written < self._size:
+                    raise UpstreamError("upstream sent less than it announced")
+                continue
+            download._changed.clear()
+            await download._changed.wait()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._download._readers -= 1
+            self._download._release()
