@@ -137,8 +137,17 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+# skopeo run as root keeps a blob-info cache under /var/lib/containers. Each call gets an
+# empty one of its own (a tmpfs in a private mount namespace): the tests leave nothing
+# behind, and no entry from an earlier run makes skopeo try mounts from registries gone.
+_PRIVATE_CACHE = ("if [ -d /var/lib/containers ]; then mount -t tmpfs tmpfs /var/lib/containers;"
+                  " else mount -t tmpfs tmpfs /var/lib; fi && exec skopeo \"$@\"")
+
+
 def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                             _PRIVATE_CACHE, "skopeo", *args],
+                            capture_output=True, text=True, timeout=120)
     if check:
         assert result.returncode == 0, result.stderr
     return result
