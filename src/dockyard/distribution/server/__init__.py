@@ -3,6 +3,7 @@
 `dockyard registry serve` runs it in the CLI's own process: it is a server of its own, not
 a call to the daemon. The interface:
     RegistryConfig       what to serve and how to authenticate
+    build_app(config)    the request handler (ConfigError for an inconsistent config)
     run_registry(config) serve until cancelled (asyncio)
     serve(config)        run_registry in a new event loop, until SIGINT/SIGTERM
     garbage_collect(root, dry_run)   remove blobs no manifest references
@@ -30,8 +31,8 @@ from ._ratelimit import RateLimiter
 from ._storage import RegistryStorage
 from ._tokens import AccessPolicy, PolicyError, TokenIssuer
 
-__all__ = ["ConfigError", "GcReport", "RegistryConfig", "garbage_collect", "run_registry",
-           "serve"]
+__all__ = ["ConfigError", "GcReport", "RegistryConfig", "build_app", "garbage_collect",
+           "run_registry", "serve"]
 
 _log = logging.getLogger("dockyard.registry")
 _PURGE_INTERVAL = 600.0
