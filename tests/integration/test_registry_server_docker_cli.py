@@ -19,7 +19,8 @@ from tests.integration.test_registry_server_support import (
 
 __all__ = ["registry"]
 
-DOCKER = "/usr/local/bin/docker"
+# The docker CLI 28 where the machine has it, else Debian's (20.10 has `manifest` too).
+DOCKER = "/usr/local/bin/docker" if Path("/usr/local/bin/docker").exists() else "docker"
 
 
 def _docker(tmp_path: Path, *args: str) -> str:
