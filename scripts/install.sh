@@ -7,7 +7,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
 packages=(busybox-static python3-venv libseccomp2 iproute2 procps
-          runc crun podman conmon docker.io tini qemu-user-static)
+          runc crun podman conmon docker.io tini qemu-user-static
+          skopeo apache2-utils docker-registry)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -20,6 +21,10 @@ fi
 # Debian's docker.io starts dockerd on its default socket; the tests start their own.
 if command -v systemctl >/dev/null && systemctl is-active -q docker 2>/dev/null; then
   systemctl stop docker docker.socket containerd >/dev/null 2>&1 || true
+fi
+# Debian's docker-registry starts a registry on :5000; the tests and bench start their own.
+if command -v systemctl >/dev/null && systemctl is-active -q docker-registry 2>/dev/null; then
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 
 # Foreign-platform images (--platform linux/arm64) run under qemu-user-static through

@@ -52,9 +52,12 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                "list": ("volume", "ls"), "inspect": ("volume", "inspect"),
                "rm": ("volume", "rm"), "remove": ("volume", "rm"),
                "prune": ("volume", "prune")},
+    "registry": {"serve": ("registry_server", "serve"),
+                 "garbage-collect": ("registry_server", "garbage_collect")},
 }
 GROUP_SUMMARIES = {"container": "Manage containers", "image": "Manage images",
-                   "system": "Manage Dockyard", "volume": "Manage volumes"}
+                   "system": "Manage Dockyard", "volume": "Manage volumes",
+                   "registry": "Run a registry server"}
 
 # Global options: (short, long, takes a value).
 _GLOBAL = {"-H": "host", "--host": "host", "--config": "config", "-c": "context",
@@ -81,6 +84,7 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  registry    Run a registry server
   system      Manage Dockyard
   volume      Manage volumes
 
@@ -129,7 +133,8 @@ Run 'dockyard COMMAND --help' for more information on a command.
 _GROUP_ONLY = {"ls": "List {}s", "list": "List {}s", "ps": "List {}s",
                "inspect": "Display detailed information on one or more {}s",
                "prune": "Remove unused {}s", "remove": "Remove one or more {}s",
-               "rm": "Remove one or more {}s", "df": "Show disk usage"}
+               "rm": "Remove one or more {}s", "df": "Show disk usage",
+               "serve": "Run a registry", "garbage-collect": "Remove unreferenced blobs"}
 
 
 def _group_help(group: str) -> str:
