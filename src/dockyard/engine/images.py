@@ -39,9 +39,10 @@ _RECORDS = "images.json"
 
 
 class ImageRecord:
-    def __init__(self, target: Descriptor, created: float) -> None:
+    def __init__(self, target: Descriptor, created: float, parent: str = "") -> None:
         self.target = target
         self.created = created  # when it arrived here (load, pull, build, commit)
+        self.parent = parent  # the image ID a build step started from ("" otherwise)
 
 
 class ImageService:
@@ -67,12 +68,14 @@ class ImageService:
         doc = json.loads(path.read_bytes())
         for digest, entry in doc.get("images", {}).items():
             self._records[digest] = ImageRecord(parse_descriptor(entry["target"], digest),
-                                                entry.get("created", 0.0))
+                                                entry.get("created", 0.0),
+                                                entry.get("parent", ""))
         self._names = dict(doc.get("names", {}))
 
     def _save_records(self) -> None:
         doc = {
-            "images": {digest: {"target": record.target.to_json(), "created": record.created}
+            "images": {digest: {"target": record.target.to_json(), "created": record.created,
+                                **({"parent": record.parent} if record.parent else {})}
                        for digest, record in self._records.items()},
             "names": self._names,
         }
@@ -149,13 +152,14 @@ class ImageService:
             self.events.emit("image", "load", str(image.id))
         return loaded
 
-    def add(self, target: Descriptor, name: str | None) -> None:
+    def add(self, target: Descriptor, name: str | None, parent: str = "") -> None:
         """Registers an image whose blobs are already in the content store (commit,
-        import), optionally under a full reference."""
+        import, build), optionally under a full reference; `parent`: the image ID a build
+        step started from."""
         with self._lock:
             digest = str(target.digest)
             if digest not in self._records:
-                self._records[digest] = ImageRecord(target, time.time())
+                self._records[digest] = ImageRecord(target, time.time(), parent)
             if name:
                 self._retarget(name, digest)
             self._save_records()
@@ -232,6 +236,18 @@ class ImageService:
         except ImageError as e:
             raise InvalidParameter(str(e)) from None
 
+    def is_intermediate(self, target_digest: str) -> bool:
+        """An untagged build step that another image builds on (`images` hides it
+        without --all, as Docker does)."""
+        if self.names_of(target_digest):
+            return False
+        image_id = str(self.resolve(target_digest).id)
+        return any(record.parent == image_id for record in self._records.values())
+
+    def parent_of(self, target_digest: str) -> str:
+        record = self._records.get(target_digest)
+        return record.parent if record else ""
+
     def created(self, target_digest: str) -> float:
         return self._records[target_digest].created
 
@@ -262,7 +278,7 @@ class ImageService:
             "Id": str(image.id),
             "RepoTags": [parse_reference(n).familiar() for n in names],
             "RepoDigests": [f"{parse_reference(n).familiar_name}@{target}" for n in names],
-            "Parent": "",
+            "Parent": self.parent_of(target),
             "Comment": raw.get("comment", ""),
             "Created": raw.get("created", ""),
             "DockerVersion": raw.get("docker_version", ""),
