@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "login": ("registry", "login"), "logout": ("registry", "logout"),
     "version": ("system", "version"), "info": ("system", "info"),
     "events": ("system", "events"), "inspect": ("system", "inspect"),
+    "build": ("build", "build"),
 }
 _CONTAINER = {name: COMMANDS[name] for name in (
     "run", "create", "start", "stop", "kill", "restart", "pause", "unpause", "rm", "wait",
@@ -48,9 +49,12 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
               "pull": ("image", "pull"), "push": ("image", "push")},
     "system": {"df": ("system", "df"), "info": ("system", "info"),
                "events": ("system", "events")},
+    "buildx": {"build": ("build", "buildx_build")},
+    "builder": {"build": ("build", "build"), "prune": ("build", "builder_prune")},
 }
 GROUP_SUMMARIES = {"container": "Manage containers", "image": "Manage images",
-                   "system": "Manage Dockyard"}
+                   "system": "Manage Dockyard", "buildx": "Build images (one per platform)",
+                   "builder": "Manage builds"}
 
 # Global options: (short, long, takes a value).
 _GLOBAL = {"-H": "host", "--host": "host", "--config": "config", "-c": "context",
@@ -64,6 +68,7 @@ A self-sufficient runtime for containers (Docker-compatible)
 
 Common Commands:
   run         Create and run a new container from an image
+  build       Build an image from a Dockerfile
   exec        Execute a command in a running container
   ps          List containers
   images      List images
@@ -75,6 +80,8 @@ Common Commands:
   info        Display system-wide information
 
 Management Commands:
+  builder     Manage builds
+  buildx      Build images (one per platform)
   container   Manage containers
   image       Manage images
   system      Manage Dockyard
