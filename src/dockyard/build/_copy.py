@@ -85,9 +85,15 @@ def _make_dirs(root: str, path: str, owner: Ownership) -> str:
         if os.path.lexists(host) and not os.path.isdir(host):
             raise BuildError(f"failed to copy files: mkdir {current}: not a directory")
         if not os.path.exists(host):
-            os.mkdir(host, 0o755)
-            os.chmod(host, 0o755)
-            os.lchown(host, owner.uid, owner.gid)
+            # host is resolved inside root (a symlink may have led elsewhere in it): make
+            # each missing directory on the way there.
+            walked = root
+            for piece in os.path.relpath(host, root).split(os.sep):
+                walked = os.path.join(walked, piece)
+                if not os.path.lexists(walked):
+                    os.mkdir(walked, 0o755)
+                    os.chmod(walked, 0o755)
+                    os.lchown(walked, owner.uid, owner.gid)
     return secure_join(root, "/" + "/".join(parts))
 
 

@@ -118,9 +118,11 @@ class DockerIgnore:
         """Could anything below an excluded directory be re-included by a `!` line?"""
         if not self.has_exclusions:
             return False
-        directory = directory.rstrip("/") + "/"
+        directory = directory.rstrip("/")
         for pattern in self._patterns:
-            if pattern.exclusion and (pattern.text.startswith(directory) or "*" in pattern.text
+            if pattern.exclusion and (pattern.text == directory
+                                      or pattern.text.startswith(directory + "/")
+                                      or "*" in pattern.text
                                       or "?" in pattern.text or "[" in pattern.text):
                 return True
         return False

@@ -50,6 +50,16 @@ class _Scanner:
                     result.append("".join(current))
                     current, in_word = [], False
                 continue
+            if char == "$" and self.env is not None:
+                # An unquoted substitution is split into words like the shell does
+                # (EXPOSE $PORTS with PORTS="80 443" exposes two ports).
+                for index, piece in enumerate(self._variable().split()):
+                    if index:
+                        result.append("".join(current))
+                        current = []
+                    current.append(piece)
+                    in_word = True
+                continue
             in_word = True
             current.append(self._one_unit(stop=""))
         if in_word:
