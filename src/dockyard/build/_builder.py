@@ -380,7 +380,7 @@ class Builder:
         mounts_key = "|".join(ins.mounts)
         if self._use_cache(state, probe, mounts_key):
             return
-        run_config = full_config({**state.config, "Cmd": cmd, "Entrypoint": None,
+        run_config = full_config({**state.config, "Cmd": cmd, "Entrypoint": [""],
                                   "Env": list(state.config.get("Env") or []) + build_env,
                                   "Image": state.image_id, "Healthcheck": None})
         with tempfile.TemporaryDirectory(prefix="dockyard-build-run-") as scratch:
@@ -581,10 +581,16 @@ class Builder:
         runConfigForCacheProbe): the state's, its Cmd replaced by the step's."""
         return full_config({**state.config, "Cmd": cmd, "Image": state.image_id})
 
+    def _key(self, state: _State, probe: dict[str, Any], extra: str) -> str:
+        # The platform counts too: FROM scratch has no parent to tell arm64 from amd64.
+        platform = "/".join(str(state.doc.get(k) or "") for k in ("os", "architecture",
+                                                                   "variant"))
+        return step_key(state.image_id, probe, f"{platform}|{extra}")
+
     def _use_cache(self, state: _State, probe: dict[str, Any], extra: str) -> bool:
         if self.options.no_cache:
             return False
-        image_id = self.cache.get(step_key(state.image_id, probe, extra))
+        image_id = self.cache.get(self._key(state, probe, extra))
         if not image_id:
             return False
         image = self.executor.image(image_id)
@@ -644,7 +650,7 @@ class Builder:
 
     def _finish(self, state: _State, probe: dict[str, Any], extra: str,
                 image: BuildImage) -> None:
-        self.cache.put(step_key(state.image_id, probe, extra), image.id)
+        self.cache.put(self._key(state, probe, extra), image.id)
         state.image = image
         state.doc = copy.deepcopy(image.doc)
 

@@ -79,8 +79,9 @@ def _build(ctx: Context, opts: Any, path: str) -> int:
         if not opts.quiet:
             from ..units import human_size
 
+            # Without a terminal the docker CLI's progress ends in an empty line too.
             sys.stdout.write(f"Sending build context to Docker daemon  "
-                             f"{human_size(size, 4)}\n")
+                             f"{human_size(size, 4)}\n" + ("" if sys.stdout.isatty() else "\n"))
             sys.stdout.flush()
         headers = {"Content-Type": "application/x-tar"}
         if opts.secret:
