@@ -370,3 +370,22 @@ def test_buildx_builds_an_index_over_platforms(daemon: Daemon, tmp_path: Path) -
         assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == \
             ["amd64", "arm64"]
     assert _inspect(daemon, "multi-built:1")["Architecture"] == "amd64"
+
+
+def test_step_images_hidden_and_removed_with_the_image(daemon: Daemon, base: str,
+                                                       tmp_path: Path) -> None:
+    import uuid
+
+    marker = uuid.uuid4().hex
+    context = _write(tmp_path, {"Dockerfile": f"FROM {base}\nENV M={marker}\nRUN echo {marker}"
+                                              " > /m\nCMD [\"cat\", \"/m\"]\n"})
+    before = set(daemon.docker("images", "-aq", "--no-trunc").stdout.split())
+    _build(daemon, context, "-t", "steps:1")
+    listed = set(daemon.docker("images", "-q", "--no-trunc").stdout.split())
+    every = set(daemon.docker("images", "-aq", "--no-trunc").stdout.split())
+    final = _inspect(daemon, "steps:1")["Id"]
+    assert final in listed and len(every - before) == 3
+    assert not (every - before - {final}) & listed, "step images are only listed with -a"
+    removed = daemon.docker("rmi", "steps:1", check=True).stdout
+    assert removed.count("Deleted: ") == 3
+    assert set(daemon.docker("images", "-aq", "--no-trunc").stdout.split()) == before

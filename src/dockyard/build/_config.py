@@ -38,6 +38,8 @@ def go_quote_list(items: list[str] | None) -> str:
 
 
 def go_quote(text: str) -> str:
+    """Go's %q of a string (cli/_template.py has its own: the build layer cannot import
+    the CLI)."""
     out = ['"']
     for char in text:
         if char in '"\\':

@@ -40,17 +40,15 @@ from ..image import (
     Descriptor,
     ImageError,
     build_index,
-    build_manifest,
     describe,
     mediatypes,
     parse_platform,
     parse_reference,
 )
 from ..image import ReferenceError as ImageReferenceError
-from ..image.manifest import to_go_json
 from ..shim.protocol import FrameDecoder
 from .archive import ArchiveService, placeholders
-from .commit import _filtered_tar, _spool
+from .commit import CommitService, _filtered_tar, _spool
 from .errors import EngineError, InvalidParameter, NotFound
 from .timefmt import rfc3339_now
 
@@ -253,6 +251,7 @@ class EngineExecutor:
         self.images = engine.images
         self.containers = engine.containers
         self.archive = ArchiveService(engine)
+        self.committer = CommitService(engine)
         self._lock = threading.Lock()
 
     # -- images -------------------------------------------------------------------------------
@@ -426,11 +425,4 @@ class EngineExecutor:
 
     def _register(self, doc: dict[str, Any], layers: list[Descriptor],
                   parent_id: str) -> BuildImage:
-        config_bytes = to_go_json(doc)
-        config = describe(config_bytes, mediatypes.OCI_CONFIG)
-        self.images.content.ingest(config_bytes, str(config.digest))
-        manifest_bytes = build_manifest(config, layers)
-        manifest = describe(manifest_bytes, mediatypes.OCI_MANIFEST)
-        self.images.content.ingest(manifest_bytes, str(manifest.digest))
-        self.images.add(manifest, None, parent=parent_id)
-        return BuildImage(str(config.digest), doc)
+        return BuildImage(self.committer._register(doc, layers, None, parent=parent_id), doc)

@@ -211,13 +211,38 @@ class ImageService:
             for name in names:
                 del self._names[name]
                 untagged.append({"Untagged": parse_reference(name).familiar()})
+            parent = self._records[target].parent
             del self._records[target]
             self._resolved = {k: v for k, v in self._resolved.items()
                               if not k.startswith(target)}
+            deleted = [{"Deleted": str(image.id)}] + self._remove_build_steps(parent)
             self._save_records()
-            deleted = [{"Deleted": str(image.id)}]
-        self.events.emit("image", "delete", str(image.id))
+        for entry in deleted:
+            self.events.emit("image", "delete", entry["Deleted"])
         return untagged + deleted
+
+    def _remove_build_steps(self, image_id: str) -> list[dict[str, str]]:
+        """As Docker: removing a built image removes the untagged step images under it
+        that nothing else builds on."""
+        deleted = []
+        while image_id:
+            target = next((digest for digest in self._records
+                           if self._id_of(digest) == image_id), None)
+            if target is None or self.names_of(target) or any(
+                    record.parent == image_id for record in self._records.values()):
+                break
+            parent = self._records.pop(target).parent
+            self._resolved = {k: v for k, v in self._resolved.items()
+                              if not k.startswith(target)}
+            deleted.append({"Deleted": image_id})
+            image_id = parent
+        return deleted
+
+    def _id_of(self, target_digest: str) -> str:
+        try:
+            return str(self.resolve(target_digest).id)
+        except InvalidParameter:
+            return ""
 
     def save(self, refs: list[str], fileobj: IO[bytes]) -> None:
         images = []
