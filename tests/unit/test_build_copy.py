@@ -132,3 +132,14 @@ def test_hash_follows_content_not_times(context: Path) -> None:
     assert single.startswith("file:")
     several = hash_sources(resolve_sources(str(context), ["x.txt", "y.txt"], "COPY", True))
     assert several.startswith("multi:")
+
+
+def test_context_symlinks_resolve_inside_the_context(context: Path, root: Path,
+                                                     tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("host file")
+    os.symlink(str(outside), context / "linkdir")
+    with pytest.raises(BuildError, match="file not found in build context"):
+        _copy(context, root, ["linkdir/secret"], "/stolen")
+    assert not (root / "stolen").exists()

@@ -64,11 +64,16 @@ def resolve_sources(root: str, patterns: list[str], command: str, from_context: 
 
 
 def _inside(root: str, relative: str, follow: bool) -> str:
-    if not follow:
-        return os.path.join(root, relative) if relative != "." else root
+    """The host path of a source: symlinks on the way are resolved inside root (a link in
+    the context to /etc leads to the context's own etc), the last one only if follow."""
     from ..runtime.rootfs import secure_join
 
-    return secure_join(root, relative)
+    if relative == ".":
+        return root
+    if follow:
+        return secure_join(root, relative)
+    parent = secure_join(root, posixpath.dirname(relative))
+    return os.path.join(parent, posixpath.basename(relative))
 
 
 def _walk_matches(root: str, pattern: str) -> list[Source]:

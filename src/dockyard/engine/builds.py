@@ -11,6 +11,7 @@ Docker's intermediate images); only a finished build is tagged.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shutil
 import tarfile
@@ -87,6 +88,9 @@ class BuildService:
         self.engine = engine
         self.root = engine.options.data_root / "build"
         self.root.mkdir(parents=True, exist_ok=True)
+        # Contexts of builds a killed daemon left behind.
+        for stale in self.root.glob("ctx-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         self.cache = BuildCache(self.root / "cache.json")
         self.executor = EngineExecutor(engine)
 
@@ -200,6 +204,7 @@ def _unpack_context(source: IO[bytes], target: Path) -> None:
         stream = zstandard.ZstdDecompressor().stream_reader(stream)
     if not head:
         return  # an empty body: an empty context (the Dockerfile will be missing)
+    root = os.path.realpath(target)
     try:
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
@@ -207,11 +212,20 @@ def _unpack_context(source: IO[bytes], target: Path) -> None:
                 if not name:
                     continue
                 member.name = name
+                _check_inside(root, name)
                 if member.islnk():
                     member.linkname = _safe_name(member.linkname)
+                    _check_inside(root, member.linkname)
                 tar.extract(member, target, set_attrs=True, numeric_owner=True)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise InvalidParameter(f"failed to read the build context: {e}") from None
+
+
+def _check_inside(root: str, name: str) -> None:
+    """A member may not be written through a symlink the archive made earlier."""
+    parent = os.path.realpath(os.path.join(root, os.path.dirname(name)))
+    if parent != root and not parent.startswith(root + os.sep):
+        raise InvalidParameter(f"failed to read the build context: {name} leads out of it")
 
 
 def _safe_name(name: str) -> str:
