@@ -345,6 +345,9 @@ class Builder:
                 raise e.at(ins.line) from None
         if state is not None and key in meta:
             return key, meta[key]
+        automatic = _platform_args(state.platform if state else self.options.platform)
+        if key in automatic:
+            return key, automatic[key]  # ARG TARGETARCH & co. without a default
         return key, None
 
     def _do_workdir(self, state: _State, ins: Instruction) -> None:
@@ -384,7 +387,10 @@ class Builder:
                                   "Env": list(state.config.get("Env") or []) + build_env,
                                   "Image": state.image_id, "Healthcheck": None})
         with tempfile.TemporaryDirectory(prefix="dockyard-build-run-") as scratch:
-            options = RunOptions(self.options.network_mode, list(self.options.extra_hosts),
+            network = ins.flags.get("network", "")
+            network = {"default": "", "sandbox": ""}.get(network, network)
+            options = RunOptions(network or self.options.network_mode,
+                                 list(self.options.extra_hosts),
                                  self.options.shm_size,
                                  self._run_mounts(state, ins, scratch))
             container = self.executor.create(state.image, run_config, options, state.platform)

@@ -14,10 +14,13 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class BuildImage:
-    """An image in the store: its ID (config digest) and its config document."""
+    """An image in the store: its ID (config digest), its config document, and how the
+    executor finds it again (an index's digest for one platform of a multi-platform
+    base image; empty: by ID)."""
 
     id: str
     doc: dict[str, Any]
+    ref: str = ""
 
 
 @dataclass

@@ -128,8 +128,18 @@ class BuildService:
         """Runs the build, sending Docker's progress messages to emit; the image ID (of
         the index, for several platforms). BuildError ends it."""
         request = prepared.request
-        stream = (lambda text: None) if request.quiet else \
-            (lambda text: emit({"stream": text}))
+        held: list[str] = []  # -q: the output, shown only if the build fails (as dockerd)
+        stream = held.append if request.quiet else (lambda text: emit({"stream": text}))
+        try:
+            return self._build(prepared, emit, stream)
+        except BuildError:
+            if held:
+                emit({"stream": "".join(held)})
+            raise
+
+    def _build(self, prepared: PreparedBuild, emit: Callable[[dict[str, Any]], None],
+               stream: Callable[[str], None]) -> str:
+        request = prepared.request
         platforms = request.platforms or [request.options.platform]
         built: list[BuildImage] = []
         for platform, dockerfile in zip(platforms, prepared.dockerfiles, strict=True):
@@ -139,7 +149,7 @@ class BuildService:
             built.append(builder.build(dockerfile))
         if len(built) == 1:
             image_id = built[0].id
-            target = self.executor.target_of(image_id)
+            target = self.executor.target_of(built[0])
         else:
             target = self.executor.index_of(built)
             image_id = str(target.digest)
@@ -273,7 +283,7 @@ class EngineExecutor:
     def find_image(self, ref: str, platform: str, pull: bool) -> BuildImage:
         wanted = parse_platform(platform) if platform else None
         try:
-            _, resolved = self.images.find(ref, wanted)
+            target, resolved = self.images.find(ref, wanted)
         except NotFound:
             puller = getattr(self.engine, "pull_image", None)
             if not pull and puller is None:
@@ -283,10 +293,18 @@ class EngineExecutor:
             if puller is None:
                 raise BuildError(f"No such image: {ref}") from None
             puller(ref, platform)
-            _, resolved = self.images.find(ref, wanted)
+            target, resolved = self.images.find(ref, wanted)
         except (EngineError, ImageError) as e:
             raise BuildError(str(e)) from None
-        return BuildImage(str(resolved.id), self._doc(resolved))
+        return BuildImage(str(resolved.id), self._doc(resolved), target)
+
+    def _resolve(self, image: BuildImage) -> Any:
+        if not image.ref:
+            return self.images.find(image.id)[1]
+        doc = image.doc
+        platform = "/".join(str(doc.get(k)) for k in ("os", "architecture", "variant")
+                            if doc.get(k))
+        return self.images.resolve(image.ref, parse_platform(platform))
 
     def _doc(self, resolved: Any) -> dict[str, Any]:
         return dict(json.loads(self.images.content.read_bytes(resolved.config.digest)))
@@ -298,15 +316,14 @@ class EngineExecutor:
             return None
         return BuildImage(str(resolved.id), self._doc(resolved))
 
-    def target_of(self, image_id: str) -> Descriptor:
-        target, resolved = self.images.find(image_id)
-        return resolved.manifest
+    def target_of(self, image: BuildImage) -> Descriptor:
+        return self._resolve(image).manifest
 
     def index_of(self, images: list[BuildImage]) -> Descriptor:
         """An image index over per-platform images (buildx build --platform a,b)."""
         manifests = []
         for image in images:
-            _, resolved = self.images.find(image.id)
+            resolved = self._resolve(image)
             manifests.append(Descriptor(resolved.manifest.media_type,
                                         resolved.manifest.digest, resolved.manifest.size,
                                         platform=resolved.platform))
@@ -322,7 +339,7 @@ class EngineExecutor:
                platform: str) -> str:
         if parent is None:
             parent = self._scratch(platform)
-        config = {**config, "Image": parent.id}
+        config = {**config, "Image": parent.ref or parent.id}
         host: dict[str, Any] = {"NetworkMode": options.network_mode or "default"}
         if options.extra_hosts:
             host["ExtraHosts"] = list(options.extra_hosts)
@@ -403,8 +420,7 @@ class EngineExecutor:
         layers: list[Descriptor] = []
         parent_id = parent.id if parent is not None else ""
         if parent is not None:
-            _, resolved = self.images.find(parent.id)
-            layers = list(resolved.layers)
+            layers = list(self._resolve(parent).layers)
         diff_ids = list((parent_doc.get("rootfs") or {}).get("diff_ids") or [])
         now = rfc3339_now()
         entry: dict[str, Any] = {"created": now}
