@@ -268,6 +268,8 @@ def test_cache_reuse_and_invalidation_by_one_file(daemon: Daemon, base: str,
     assert _run(daemon, "cached:1", "cat /a2 /b2") == "achanged"
     nocache = _build(daemon, context, "--no-cache", "-t", "cached:1")
     assert "Using cache" not in nocache.stdout
+    quiet = _build(daemon, context, "-q", "-t", "cached:1")
+    assert quiet.stdout == _inspect(daemon, "cached:1")["Id"] + "\n"
     containers = daemon.docker("ps", "-aq", "--no-trunc").stdout.split()
     assert not [c for c in containers if c[:12] in nocache.stdout], \
         "intermediate containers are removed after a successful build"

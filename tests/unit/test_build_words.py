@@ -8,7 +8,12 @@ import pytest
 from dockyard.build import DockerfileError, DockerIgnore, read_dockerignore
 from dockyard.build._cache import BuildCache, step_key
 from dockyard.build._config import full_config, go_duration, healthcheck_comment, parse_duration
-from dockyard.build._lexer import expand_word, expand_words, referenced_names
+from dockyard.build._lexer import (
+    expand_variables,
+    expand_word,
+    expand_words,
+    referenced_names,
+)
 
 ENV = {"A": "1", "EMPTY": "", "SP": "a b"}
 
@@ -27,6 +32,11 @@ def test_expand_word(text: str, expected: str) -> None:
 
 def test_expand_words_splits_on_unquoted_space() -> None:
     assert expand_words('a "b c" d\\ e $SP', ENV) == ["a", "b c", "d e", "a", "b"]
+
+
+def test_heredoc_bodies_keep_quotes() -> None:
+    assert expand_variables('echo "$A" \'x\' \\n ${MISSING:-d}\n', ENV) == \
+        'echo "1" \'x\' \\n d\n'
 
 
 def test_backtick_escape() -> None:

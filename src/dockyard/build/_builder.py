@@ -32,7 +32,7 @@ from ._instructions import (
     parse_dockerfile,
     raw_pairs,
 )
-from ._lexer import expand_word, expand_words, referenced_names
+from ._lexer import expand_variables, expand_word, expand_words, referenced_names
 from ._sources import Source, hash_sources, resolve_sources
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -528,7 +528,7 @@ class Builder:
             else:
                 source_image = self.executor.find_image(from_flag, state.platform,
                                                         self.options.pull)
-        contents = [(h, expand_word(h.content, self._env(state), "\0") if h.expand
+        contents = [(h, expand_variables(h.content, self._env(state)) if h.expand
                      else h.content) for h in here_sources]
         chown_comment = f"--chown={chown} " if chown else ""
         if from_flag:

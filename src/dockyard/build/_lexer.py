@@ -186,6 +186,15 @@ def expand_words(text: str, env: Mapping[str, str] | None, escape: str = "\\") -
     return _Scanner(text, env, escape).words()
 
 
+def expand_variables(text: str, env: Mapping[str, str]) -> str:
+    """Only the variables substituted, quotes and backslashes kept (a heredoc's body)."""
+    scanner = _Scanner(text, env, "\0")
+    parts: list[str] = []
+    while scanner.peek():
+        parts.append(scanner._variable() if scanner.peek() == "$" else scanner.next())
+    return "".join(parts)
+
+
 def referenced_names(text: str, escape: str = "\\") -> set[str]:
     """The variable names a text refers to (for build args that count as used)."""
     scanner = _Scanner(text, {}, escape)

@@ -161,6 +161,9 @@ class BuildService:
             self.engine.events.emit("image", "tag", image_id,
                                     {"name": parse_reference(name).familiar()})
             stream(f"Successfully tagged {parse_reference(name).familiar()}\n")
+        if request.quiet:
+            # What `docker build -q` prints: dockerd's only output line in quiet mode.
+            emit({"stream": f"{image_id}\n"})
         return image_id
 
     def prune(self, all_images: bool = False) -> dict[str, Any]:
