@@ -396,3 +396,20 @@ def test_step_images_hidden_and_removed_with_the_image(daemon: Daemon, base: str
     removed = daemon.docker("rmi", "steps:1", check=True).stdout
     assert removed.count("Deleted: ") == 3
     assert set(daemon.docker("images", "-aq", "--no-trunc").stdout.split()) == before
+
+
+def test_docker_py_build(daemon: Daemon, base: str, tmp_path: Path) -> None:
+    import docker as docker_py
+
+    context = _write(tmp_path, {"Dockerfile": f"FROM {base}\nARG WHO\nRUN echo hi $WHO\n"
+                                              "LABEL via=docker-py\n"})
+    client = docker_py.DockerClient(base_url=daemon.host)
+    try:
+        image, logs = client.images.build(path=str(context), tag="dockerpy:1",
+                                          buildargs={"WHO": "py"}, rm=True)
+        assert image.labels == {"via": "docker-py"}
+        assert "hi py\n" in [entry.get("stream") for entry in logs]
+        with pytest.raises(docker_py.errors.BuildError, match="returned a non-zero code: 4"):
+            client.images.build(fileobj=io.BytesIO(f"FROM {base}\nRUN exit 4\n".encode()))
+    finally:
+        client.close()

@@ -284,19 +284,27 @@ class EngineExecutor:
     # -- images -------------------------------------------------------------------------------
 
     def find_image(self, ref: str, platform: str, pull: bool) -> BuildImage:
+        """The base image: pulled first with --pull, or when it is not here, if the
+        engine has a registry client (`pull_image(ref, platform)`)."""
         wanted = parse_platform(platform) if platform else None
+        puller = getattr(self.engine, "pull_image", None)
+        if pull and puller is not None:
+            try:
+                puller(ref, platform)
+            except EngineError:
+                pass  # offline: the local image, if there is one, will do
         try:
             target, resolved = self.images.find(ref, wanted)
         except NotFound:
-            puller = getattr(self.engine, "pull_image", None)
-            if not pull and puller is None:
+            if puller is None:
                 raise BuildError(f"pull access denied for {ref}, repository does not exist "
                                  "or may require 'docker login': no such image here and "
-                                 "no registry to pull it from") from None
-            if puller is None:
-                raise BuildError(f"No such image: {ref}") from None
-            puller(ref, platform)
-            target, resolved = self.images.find(ref, wanted)
+                                 "no registry client to pull it") from None
+            try:
+                puller(ref, platform)
+                target, resolved = self.images.find(ref, wanted)
+            except EngineError as e:
+                raise BuildError(str(e)) from None
         except (EngineError, ImageError) as e:
             raise BuildError(str(e)) from None
         return BuildImage(str(resolved.id), self._doc(resolved), target)
