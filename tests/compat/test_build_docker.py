@@ -413,3 +413,16 @@ def test_docker_py_build(daemon: Daemon, base: str, tmp_path: Path) -> None:
             client.images.build(fileobj=io.BytesIO(f"FROM {base}\nRUN exit 4\n".encode()))
     finally:
         client.close()
+
+
+def test_missing_base_image_and_remote_add(daemon: Daemon, base: str, tmp_path: Path) -> None:
+    context = _write(tmp_path, {"Dockerfile": "FROM no-such-base:1\nRUN true\n"})
+    result = _build(daemon, context, "-t", "nobase:1", check=False)
+    assert result.returncode == 1
+    assert "Step 1/2 : FROM no-such-base:1" in result.stdout
+    assert "pull access denied for no-such-base:1" in result.stderr
+    remote = _write(tmp_path / "r", {"Dockerfile": f"FROM {base}\nADD http://127.0.0.1:9/x /x\n"})
+    result = _build(daemon, remote, tool="dockyard", check=False)
+    assert result.returncode == 1 and "remote URLs are not supported" in result.stderr
+    for ref in ("nobase:1",):
+        assert daemon.docker("image", "inspect", ref).returncode == 1
