@@ -366,7 +366,7 @@ class Builder:
             if not os.path.isdir(target):
                 os.makedirs(target, 0o755, exist_ok=True)
 
-        self._commit_with_files(state, probe, "", work, comment)
+        self._commit_with_files(state, probe, "", work, comment, announce=True)
 
     # -- RUN --------------------------------------------------------------------------------
 
@@ -625,21 +625,35 @@ class Builder:
         probe = self._probe(state, [*state.shell, "#(nop) ", comment])
         if self._use_cache(state, probe, ""):
             return
-        doc = self._new_doc(state, probe, None)
-        history = {"created_by": " ".join(probe["Cmd"]), "empty_layer": True}
-        self._finish(state, probe, "", self.executor.commit(None, state.image, doc, history))
+        # As the classic builder: the step's container is made (never started) and the
+        # image committed from its config alone.
+        container = self.executor.create(state.image, probe, RunOptions(network_mode="none"),
+                                         state.platform)
+        self.emit(f" ---> Running in {container[:12]}\n")
+        try:
+            doc = self._new_doc(state, probe, container)
+            history = {"created_by": " ".join(probe["Cmd"]), "empty_layer": True}
+            image = self.executor.commit(None, state.image, doc, history)
+        except BaseException:
+            self.executor.remove(container)
+            raise
+        self._remove(container)
+        self._finish(state, probe, "", image)
 
     def _commit_with_files(self, state: _State, probe: dict[str, Any], extra: str,
-                           work: Callable[[str], None], comment: str) -> None:
+                           work: Callable[[str], None], comment: str,
+                           announce: bool = False) -> None:
         config = full_config({**state.config, "Cmd": [*state.shell, f"#(nop) {comment}"],
                               "Image": state.image_id})
         container = self.executor.create(state.image, config, RunOptions(network_mode="none"),
                                          state.platform)
+        if announce:
+            self.emit(f" ---> Running in {container[:12]}\n")
         try:
             with self.executor.rootfs(container) as root:
                 work(root)
             self._commit_container(state, container, probe, extra, " ".join(probe["Cmd"]),
-                                   announce=False)
+                                   announce=announce)
         except BaseException:
             self.executor.remove(container)
             raise
@@ -648,11 +662,17 @@ class Builder:
                           extra: str, created_by: str, announce: bool = True) -> None:
         doc = self._new_doc(state, probe, container)
         image = self.executor.commit(container, state.image, doc, {"created_by": created_by})
-        if self.options.rm or self.options.force_rm or not announce:
-            if announce:
-                self.emit(f"Removing intermediate container {container[:12]}\n")
-            self.executor.remove(container)
+        if announce:
+            self._remove(container)
+        else:
+            self.executor.remove(container)  # COPY/ADD's container is never shown
         self._finish(state, probe, extra, image)
+
+    def _remove(self, container: str) -> None:
+        """A step's container after its commit: removed (and said so) unless --rm=false."""
+        if self.options.rm or self.options.force_rm:
+            self.emit(f"Removing intermediate container {container[:12]}\n")
+            self.executor.remove(container)
 
     def _finish(self, state: _State, probe: dict[str, Any], extra: str,
                 image: BuildImage) -> None:
