@@ -426,3 +426,29 @@ def test_missing_base_image_and_remote_add(daemon: Daemon, base: str, tmp_path: 
     assert result.returncode == 1 and "remote URLs are not supported" in result.stderr
     for ref in ("nobase:1",):
         assert daemon.docker("image", "inspect", ref).returncode == 1
+
+
+def test_cache_from_a_loaded_image(daemon: Daemon, base: str, tmp_path: Path) -> None:
+    import uuid
+
+    marker = uuid.uuid4().hex
+    context = _write(tmp_path / "ctx", {
+        "Dockerfile": f"FROM {base}\nENV M={marker}\nCOPY f.txt /f.txt\nRUN cat /f.txt > /g\n"
+                      "CMD [\"cat\", \"/g\"]\n",
+        "f.txt": marker})
+    _build(daemon, context, "-t", "cache-source:1")
+    original = _inspect(daemon, "cache-source:1")
+    daemon.docker("save", "-o", str(tmp_path / "source.tar"), "cache-source:1", check=True)
+    daemon.docker("rmi", "cache-source:1", check=True)
+    daemon.docker("builder", "prune", "-f", check=True)
+    daemon.docker("load", "-i", str(tmp_path / "source.tar"), check=True)
+    without = _build(daemon, context, "--no-cache", "-t", "plain:1", tool="dockyard")
+    assert "Using cache" not in without.stdout
+    daemon.docker("builder", "prune", "-f", check=True)
+    result = _build(daemon, context, "--cache-from", "cache-source:1", "-t", "from-cache:1")
+    assert result.stdout.count(" ---> Using cache") == 4, result.stdout
+    rebuilt = _inspect(daemon, "from-cache:1")
+    assert rebuilt["RootFS"]["Layers"] == original["RootFS"]["Layers"]
+    # All but the parent's ID (the step images differ in their creation times).
+    assert {**rebuilt["Config"], "Image": ""} == {**original["Config"], "Image": ""}
+    assert daemon.docker("run", "--rm", "from-cache:1").stdout == marker

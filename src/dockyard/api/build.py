@@ -142,6 +142,7 @@ def _build_request(request: Request) -> BuildRequest:
         extra_hosts=hosts,
         shm_size=query.get_int("shmsize", 0),
         secrets=_secrets(request.headers.get(SECRETS_HEADER) or ""),
+        cache_from=[str(ref) for ref in _json_query(request, "cachefrom", list)],
     )
     return BuildRequest(dockerfile=query.get_str("dockerfile") or "Dockerfile",
                         tags=list(query.get("t", [])), options=options,

@@ -54,6 +54,7 @@ class BuildOptions:
     shm_size: int = 0
     secrets: dict[str, bytes] = field(default_factory=dict)
     cache_dir: str = ""  # where RUN --mount=type=cache keeps its directories
+    cache_from: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Builder:
         self.stages: list[_State] = []
         self.step = 0
         self.total = 0
+        self.cache_sources: list[BuildImage] | None = None  # --cache-from, when first needed
 
     # -- the build --------------------------------------------------------------------------
 
@@ -597,15 +599,47 @@ class Builder:
         if self.options.no_cache:
             return False
         image_id = self.cache.get(self._key(state, probe, extra))
-        if not image_id:
-            return False
-        image = self.executor.image(image_id)
+        image = self.executor.image(image_id) if image_id else None
         if image is None:
-            return False
+            image = self._from_cache_sources(state, probe)
+            if image is None:
+                return False
+            self.cache.put(self._key(state, probe, extra), image.id)
         self.emit(" ---> Using cache\n")
         state.image = image
         state.doc = copy.deepcopy(image.doc)
         return True
+
+    def _from_cache_sources(self, state: _State, probe: dict[str, Any]) -> BuildImage | None:
+        """--cache-from: a step is also reused when a source image's history goes on from
+        the current image's with this very step (its layer is taken from the source)."""
+        if self.cache_sources is None:
+            self.cache_sources = []
+            for ref in self.options.cache_from:
+                try:
+                    self.cache_sources.append(self.executor.find_image(ref, state.platform,
+                                                                       False))
+                except BuildError:
+                    continue  # as dockerd: a cache source that is not here is no source
+        mine = list(state.doc.get("history") or [])
+        my_layers = list((state.doc.get("rootfs") or {}).get("diff_ids") or [])
+        created_by = " ".join(probe["Cmd"])
+        for source in self.cache_sources:
+            theirs = list(source.doc.get("history") or [])
+            layers = list((source.doc.get("rootfs") or {}).get("diff_ids") or [])
+            if len(theirs) <= len(mine) or layers[:len(my_layers)] != my_layers or \
+                    [_history_key(h) for h in theirs[:len(mine)]] != \
+                    [_history_key(h) for h in mine]:
+                continue
+            entry = theirs[len(mine)]
+            if entry.get("created_by", "") != created_by:
+                continue
+            layer = None if entry.get("empty_layer") else len(my_layers)
+            if layer is not None and layer >= len(layers):
+                continue
+            doc = self._new_doc(state, probe, None)
+            return self.executor.adopt(state.image, doc, entry, source, layer)
+        return None
 
     def _new_doc(self, state: _State, probe: dict[str, Any],
                  container: str | None) -> dict[str, Any]:
@@ -682,6 +716,11 @@ class Builder:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _history_key(entry: dict[str, Any]) -> tuple[str, bool, str]:
+    return (entry.get("created_by", ""), bool(entry.get("empty_layer")),
+            entry.get("comment", ""))
 
 
 def _short(image_id: str) -> str:

@@ -77,5 +77,11 @@ class Executor(Protocol):
         any), the config document `doc` and `history` appended to parent's history."""
         ...
 
+    def adopt(self, parent: BuildImage | None, doc: dict[str, Any], history: dict[str, Any],
+              source: BuildImage, layer: int | None) -> BuildImage:
+        """A new image: parent's layers plus layer number `layer` of source (none if
+        None), the config document `doc`, `history` appended (--cache-from)."""
+        ...
+
     def remove(self, container: str) -> None:
         ...

@@ -464,6 +464,21 @@ class EngineExecutor:
                "rootfs": {"type": "layers", "diff_ids": diff_ids}}
         return self._register(dict(sorted(doc.items())), layers, parent_id)
 
+    def adopt(self, parent: BuildImage | None, doc: dict[str, Any], history: dict[str, Any],
+              source: BuildImage, layer: int | None) -> BuildImage:
+        parent_doc = parent.doc if parent is not None else {}
+        layers = list(self._resolve(parent).layers) if parent is not None else []
+        diff_ids = list((parent_doc.get("rootfs") or {}).get("diff_ids") or [])
+        if layer is not None:
+            layers.append(self._resolve(source).layers[layer])
+            diff_ids.append(source.doc["rootfs"]["diff_ids"][layer])
+        doc = {**doc, "created": history.get("created") or rfc3339_now(),
+               "docker_version": f"dockyard-{__version__}",
+               "history": list(parent_doc.get("history") or []) + [dict(history)],
+               "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+        return self._register(dict(sorted(doc.items())), layers,
+                              parent.id if parent is not None else "")
+
     def _register(self, doc: dict[str, Any], layers: list[Descriptor],
                   parent_id: str) -> BuildImage:
         return BuildImage(self.committer._register(doc, layers, None, parent=parent_id), doc)
