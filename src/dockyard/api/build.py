@@ -122,6 +122,9 @@ def _json_query(request: Request, name: str, kind: type) -> Any:
 
 def _build_request(request: Request) -> BuildRequest:
     query = request.query
+    if query.get_str("version") == "2":
+        raise InvalidParameter("BuildKit is not supported by this daemon: use the classic "
+                               "builder (DOCKER_BUILDKIT=0, or version=1)")
     if query.get_str("remote"):
         raise InvalidParameter("remote build contexts are not supported: send the context "
                                "as the request body")
