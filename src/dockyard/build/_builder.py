@@ -137,14 +137,15 @@ class Builder:
         self._step(stage.from_instruction)
         state = self._from(stage)
         self.stages.append(state)
-        self.emit(f" ---> {_short(state.image_id)}\n")
         triggers = list(state.config.get("OnBuild") or [])
         state.config["OnBuild"] = None
         if triggers:
+            # The base image's ONBUILD triggers are part of the FROM step.
             noun = "trigger" if len(triggers) == 1 else "triggers"
             self.emit(f"# Executing {len(triggers)} build {noun}\n")
             for text in triggers:
                 self._dispatch(state, _trigger(text, stage.from_instruction))
+        self.emit(f" ---> {_short(state.image_id)}\n")
         for instruction in stage.instructions:
             self._step(instruction)
             self._dispatch(state, instruction)
