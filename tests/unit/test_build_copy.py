@@ -143,3 +143,16 @@ def test_context_symlinks_resolve_inside_the_context(context: Path, root: Path,
     with pytest.raises(BuildError, match="file not found in build context"):
         _copy(context, root, ["linkdir/secret"], "/stolen")
     assert not (root / "stolen").exists()
+
+
+def test_chown_names_from_the_images_files(root: Path) -> None:
+    from dockyard.build._copy import ownership
+
+    (root / "etc").mkdir()
+    (root / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\nstaff:x:50:\nbob:x:1000:\n")
+    assert ownership(str(root), "bob") == Ownership(1000, 1000)
+    assert ownership(str(root), "bob:staff") == Ownership(1000, 50)
+    assert ownership(str(root), "7:8") == Ownership(7, 8)
+    with pytest.raises(BuildError, match="can't find uid for user alice"):
+        ownership(str(root), "alice")

@@ -21,7 +21,7 @@ from ._config import (
     healthcheck_comment,
     parse_duration,
 )
-from ._copy import Ownership, copy_sources, destination, write_file
+from ._copy import Ownership, copy_sources, destination, ownership, write_file
 from ._errors import BuildError, DockerfileError
 from ._executor import BuildImage, Executor, RunMount, RunOptions
 from ._instructions import (
@@ -34,6 +34,7 @@ from ._instructions import (
 )
 from ._lexer import expand_variables, expand_word, expand_words, referenced_names
 from ._sources import Source, hash_sources, resolve_sources
+from ._values import json_list, mount_fields, parse_mode, platform_args, port_specs, scratch_doc
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 
@@ -160,7 +161,7 @@ class Builder:
         try:
             base = expand_word(stage.base, meta)
             platform = expand_word(stage.platform, {
-                **meta, **_platform_args(self.options.platform)}) if stage.platform else ""
+                **meta, **platform_args(self.options.platform)}) if stage.platform else ""
         except DockerfileError as e:
             raise e.at(stage.from_instruction.line) from None
         platform = platform or self.options.platform
@@ -174,7 +175,7 @@ class Builder:
             doc = copy.deepcopy(previous.doc)
         elif base.lower() == "scratch":
             image = None
-            doc = _scratch_doc(platform)
+            doc = scratch_doc(platform)
         else:
             image = self.executor.find_image(base, platform, self.options.pull)
             doc = copy.deepcopy(image.doc)
@@ -244,7 +245,7 @@ class Builder:
             ports += self._expand_words(state, word, ins)
         exposed = dict(state.config.get("ExposedPorts") or {})
         for port in ports:
-            for spec in _port_specs(port, ins.line):
+            for spec in port_specs(port, ins.line):
                 exposed[spec] = {}
         state.config["ExposedPorts"] = exposed
         self._commit_metadata(state, "EXPOSE " + " ".join(ports))
@@ -295,7 +296,7 @@ class Builder:
             check: dict[str, Any] = {"Test": ["NONE"]}
         else:
             rest = ins.text.strip()[len(ins.words[0]):].strip()
-            parsed = _json_list(rest)
+            parsed = json_list(rest)
             test = ["CMD", *parsed] if parsed is not None else ["CMD-SHELL", rest]
             check = {"Test": test}
             for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
@@ -348,7 +349,7 @@ class Builder:
                 raise e.at(ins.line) from None
         if state is not None and key in meta:
             return key, meta[key]
-        automatic = _platform_args(state.platform if state else self.options.platform)
+        automatic = platform_args(state.platform if state else self.options.platform)
         if key in automatic:
             return key, automatic[key]  # ARG TARGETARCH & co. without a default
         return key, None
@@ -449,7 +450,7 @@ class Builder:
     def _run_mounts(self, state: _State, ins: Instruction, scratch: str) -> list[RunMount]:
         mounts = []
         for spec in ins.mounts:
-            fields = _mount_fields(self._expand(state, spec, ins), ins.line)
+            fields = mount_fields(self._expand(state, spec, ins), ins.line)
             kind = fields.get("type", "bind")
             target = fields.get("target") or fields.get("dst") or fields.get("destination")
             if kind == "secret":
@@ -508,7 +509,7 @@ class Builder:
         dest, dest_is_dir = destination(dest_text, state.config.get("WorkingDir") or "/")
         from_flag = self._expand(state, ins.flags["from"], ins) if "from" in ins.flags else ""
         chown = self._expand(state, ins.flags["chown"], ins) if "chown" in ins.flags else ""
-        chmod = _mode(self._expand(state, ins.flags["chmod"], ins), ins) \
+        chmod = parse_mode(self._expand(state, ins.flags["chmod"], ins), ins) \
             if "chmod" in ins.flags else None
         if name == "ADD" and any("://" in s for s in sources_text):
             raise BuildError("ADD failed: remote URLs are not supported by this builder "
@@ -573,7 +574,7 @@ class Builder:
                              "destination must be a directory and end with a /")
 
         def work(root: str) -> None:
-            owner = _ownership(root, chown) if chown else Ownership()
+            owner = ownership(root, chown) if chown else Ownership()
             if sources:
                 copy_sources(root, sources, dest, dest_is_dir, owner, chmod, name,
                              extract_archives=name == "ADD")
@@ -728,25 +729,6 @@ def _short(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]
 
 
-def _scratch_doc(platform: str) -> dict[str, Any]:
-    os_name, _, rest = (platform or "linux/amd64").partition("/")
-    architecture, _, variant = (rest or "amd64").partition("/")
-    doc: dict[str, Any] = {"architecture": architecture, "os": os_name or "linux",
-                           "config": {}, "rootfs": {"type": "layers", "diff_ids": []},
-                           "history": []}
-    if variant:
-        doc["variant"] = variant
-    return doc
-
-
-def _platform_args(platform: str) -> dict[str, str]:
-    os_name, _, rest = (platform or "linux/amd64").partition("/")
-    architecture, _, variant = (rest or "amd64").partition("/")
-    return {"TARGETPLATFORM": platform or "linux/amd64", "TARGETOS": os_name,
-            "TARGETARCH": architecture, "TARGETVARIANT": variant,
-            "BUILDPLATFORM": "linux/amd64", "BUILDOS": "linux", "BUILDARCH": "amd64"}
-
-
 def _trigger(text: str, where: Instruction) -> Instruction:
     try:
         stage = parse_dockerfile("FROM scratch\n" + text).stages[0]
@@ -755,87 +737,3 @@ def _trigger(text: str, where: Instruction) -> Instruction:
     instruction = stage.instructions[0]
     instruction.line = where.line
     return instruction
-
-
-def _json_list(text: str) -> list[str] | None:
-    import json
-
-    if not text.startswith("["):
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    return None
-
-
-def _port_specs(port: str, line: int) -> list[str]:
-    number, _, proto = port.partition("/")
-    proto = (proto or "tcp").lower()
-    if proto not in ("tcp", "udp", "sctp"):
-        raise DockerfileError(f"invalid proto: {proto}", line)
-    start, _, end = number.partition("-")
-    try:
-        first = int(start)
-        last = int(end) if end else first
-    except ValueError:
-        raise DockerfileError(f"invalid containerPort: {number}", line) from None
-    if not 0 < first <= 65535 or not 0 < last <= 65535 or last < first:
-        raise DockerfileError(f"invalid containerPort: {number}", line)
-    return [f"{p}/{proto}" for p in range(first, last + 1)]
-
-
-def _mount_fields(spec: str, line: int) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for part in spec.split(","):
-        key, sep, value = part.partition("=")
-        key = key.strip().lower()
-        if not key:
-            continue
-        fields[key] = value if sep else ""
-    if fields.get("type", "bind") not in ("bind", "cache", "tmpfs", "secret", "ssh"):
-        raise DockerfileError(f"unsupported mount type \"{fields['type']}\"", line)
-    if fields.get("type") == "ssh":
-        raise DockerfileError("RUN --mount=type=ssh is not supported", line)
-    return fields
-
-
-def _mode(text: str, ins: Instruction) -> int:
-    try:
-        value = int(text, 8)
-    except ValueError:
-        raise DockerfileError(f"invalid chmod parameter {text}. it should be octal string and "
-                              "between 0 and 07777", ins.line) from None
-    if not 0 <= value <= 0o7777:
-        raise DockerfileError(f"invalid chmod parameter {text}. it should be octal string and "
-                              "between 0 and 07777", ins.line)
-    return value
-
-
-def _ownership(root: str, chown: str) -> Ownership:
-    """--chown=user[:group], names looked up in the image's /etc/passwd and /etc/group."""
-    user, _, group = chown.partition(":")
-    group = group or user
-    uid = _lookup(root, "/etc/passwd", user, 2, "user")
-    gid = _lookup(root, "/etc/group", group, 2, "group")
-    return Ownership(uid, gid)
-
-
-def _lookup(root: str, path: str, name: str, column: int, what: str) -> int:
-    if name.isdigit():
-        return int(name)
-    from ..runtime.rootfs import secure_join
-
-    try:
-        with open(secure_join(root, path), encoding="utf-8", errors="replace") as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if len(fields) > column and fields[0] == name:
-                    return int(fields[column])
-    except (OSError, ValueError):
-        pass
-    raise BuildError(f"unable to convert uid/gid chown string to host mapping: can't find "
-                     f"{'uid' if what == 'user' else 'gid'} for {what} {name}: no such "
-                     f"{what}: {name}")

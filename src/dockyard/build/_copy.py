@@ -183,3 +183,28 @@ def _extract(archive: str, root: str, dest: str) -> None:
                 tar.extract(member, parent, set_attrs=True, numeric_owner=True)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise BuildError(f"ADD failed: extracting {os.path.basename(archive)}: {e}") from None
+
+
+def ownership(root: str, chown: str) -> Ownership:
+    """--chown=user[:group], names looked up in the image's /etc/passwd and /etc/group."""
+    user, _, group = chown.partition(":")
+    group = group or user
+    uid = _lookup_id(root, "/etc/passwd", user, 2, "user")
+    gid = _lookup_id(root, "/etc/group", group, 2, "group")
+    return Ownership(uid, gid)
+
+
+def _lookup_id(root: str, path: str, name: str, column: int, what: str) -> int:
+    if name.isdigit():
+        return int(name)
+    try:
+        with open(secure_join(root, path), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) > column and fields[0] == name:
+                    return int(fields[column])
+    except (OSError, ValueError):
+        pass
+    raise BuildError(f"unable to convert uid/gid chown string to host mapping: can't find "
+                     f"{'uid' if what == 'user' else 'gid'} for {what} {name}: no such "
+                     f"{what}: {name}")
