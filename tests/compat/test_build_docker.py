@@ -452,3 +452,25 @@ def test_cache_from_a_loaded_image(daemon: Daemon, base: str, tmp_path: Path) ->
     # All but the parent's ID (the step images differ in their creation times).
     assert {**rebuilt["Config"], "Image": ""} == {**original["Config"], "Image": ""}
     assert daemon.docker("run", "--rm", "from-cache:1").stdout == marker
+
+
+def test_run_bind_mounts_from_a_stage_and_the_context(daemon: Daemon, base: str,
+                                                      tmp_path: Path) -> None:
+    import uuid
+
+    marker = uuid.uuid4().hex
+    context = _write(tmp_path, {
+        "Dockerfile": f"FROM {base} AS builder\nRUN mkdir /out && echo {marker} > /out/x\n"
+                      f"FROM {base}\n"
+                      "RUN --mount=type=bind,from=builder,source=/out,target=/in cat /in/x > /y\n"
+                      "RUN --mount=type=bind,source=conf,target=/conf cat /conf/c > /z\n",
+        "conf/c": "one"})
+    _build(daemon, context, "-t", "bound:1", tool="dockyard")
+    assert _run(daemon, "bound:1", "cat /y /z; find /in /conf -mindepth 1 | wc -l") == \
+        f"{marker}\none0\n"
+    (context / "conf" / "c").write_text("two")
+    result = _build(daemon, context, "-t", "bound:1", tool="dockyard")
+    steps = result.stdout.split("Step ")[1:]
+    assert [" ---> Using cache" in step for step in steps] == [False, True, False, True,
+                                                                False]
+    assert _run(daemon, "bound:1", "cat /z") == "two"

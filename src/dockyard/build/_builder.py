@@ -4,6 +4,7 @@ COPY/ADD) its files are the same, else run through the executor and committed.""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import os
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..runtime.rootfs import secure_join
 from ._cache import BuildCache, step_key
 from ._config import (
     full_config,
@@ -364,8 +366,6 @@ class Builder:
             return
 
         def work(root: str) -> None:
-            from ..runtime.rootfs import secure_join
-
             target = secure_join(root, state.config["WorkingDir"])
             if not os.path.isdir(target):
                 os.makedirs(target, 0o755, exist_ok=True)
@@ -384,19 +384,20 @@ class Builder:
         if build_env:
             save_cmd = [f"|{len(persisted)}", *persisted, *cmd]
         probe = self._probe(state, save_cmd)
-        mounts_key = "|".join(ins.mounts)
+        mounts_key = self._mounts_key(state, ins)
         if self._use_cache(state, probe, mounts_key):
             return
         run_config = full_config({**state.config, "Cmd": cmd, "Entrypoint": [""],
                                   "Env": list(state.config.get("Env") or []) + build_env,
                                   "Image": state.image_id, "Healthcheck": None})
-        with tempfile.TemporaryDirectory(prefix="dockyard-build-run-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="dockyard-build-run-") as scratch, \
+                contextlib.ExitStack() as held:
             network = ins.flags.get("network", "")
             network = {"default": "", "sandbox": ""}.get(network, network)
             options = RunOptions(network or self.options.network_mode,
                                  list(self.options.extra_hosts),
                                  self.options.shm_size,
-                                 self._run_mounts(state, ins, scratch))
+                                 self._run_mounts(state, ins, scratch, held))
             container = self.executor.create(state.image, run_config, options, state.platform)
             self.emit(f" ---> Running in {container[:12]}\n")
             try:
@@ -447,7 +448,26 @@ class Builder:
                 result.append(f"{key}={value}")
         return result
 
-    def _run_mounts(self, state: _State, ins: Instruction, scratch: str) -> list[RunMount]:
+    def _mounts_key(self, state: _State, ins: Instruction) -> str:
+        """What RUN's mounts add to its cache key: the specs, and what a bind mount shows
+        (the context files' hash, or the source stage's image ID)."""
+        parts = []
+        for spec in ins.mounts:
+            parts.append(spec)
+            fields = mount_fields(self._expand(state, spec, ins), ins.line)
+            if fields.get("type", "bind") != "bind":
+                continue
+            source = fields.get("source") or fields.get("src") or "."
+            if "from" in fields:
+                image = self._source_image(fields["from"], state)
+                parts.append(image.id if image else "")
+            else:
+                parts.append(hash_sources(resolve_sources(
+                    self.context_dir, [source], "RUN --mount", from_context=True)))
+        return "|".join(parts)
+
+    def _run_mounts(self, state: _State, ins: Instruction, scratch: str,
+                    held: contextlib.ExitStack) -> list[RunMount]:
         mounts = []
         for spec in ins.mounts:
             fields = mount_fields(self._expand(state, spec, ins), ins.line)
@@ -481,10 +501,13 @@ class Builder:
                                        readonly=fields.get("readonly", "false") != "false"))
             elif kind == "bind":
                 source = fields.get("source") or fields.get("src") or "."
+                root = self.context_dir
                 if "from" in fields:
-                    raise BuildError("RUN --mount=type=bind,from=... is not supported")
-                host = os.path.join(self.context_dir,
-                                    posixpath.normpath("/" + source).lstrip("/"))
+                    image = self._source_image(fields["from"], state)
+                    if image is None:
+                        raise BuildError(f"RUN --mount: stage {fields['from']} has no files")
+                    root = held.enter_context(self.executor.image_rootfs(image))
+                host = secure_join(root, source)
                 if not os.path.exists(host):
                     raise BuildError(f"failed to compute cache key: \"/{source}\" not found")
                 writable = fields.get("rw", fields.get("readwrite", "false")) != "false"
@@ -517,21 +540,7 @@ class Builder:
         here_sources = [heredocs[s.lstrip("<-").strip("'\"")] for s in sources_text
                         if s.startswith("<<") and s.lstrip("<-").strip("'\"") in heredocs]
         file_patterns = [s for s in sources_text if not s.startswith("<<")]
-        source_image: BuildImage | None = None
-        if from_flag:
-            stage = next((s for s in self.stages if s.stage.name == from_flag.lower()), None)
-            if stage is None and from_flag.isdigit():
-                index = int(from_flag)
-                if index >= len(self.stages):
-                    raise BuildError(f"invalid from flag value {from_flag}: refers to current "
-                                     "build stage" if index == len(self.stages) else
-                                     f"invalid from flag value {from_flag}")
-                stage = self.stages[index]
-            if stage is not None:
-                source_image = stage.image
-            else:
-                source_image = self.executor.find_image(from_flag, state.platform,
-                                                        self.options.pull)
+        source_image = self._source_image(from_flag, state) if from_flag else None
         contents = [(h, expand_variables(h.content, self._env(state)) if h.expand
                      else h.content) for h in here_sources]
         chown_comment = f"--chown={chown} " if chown else ""
@@ -558,6 +567,20 @@ class Builder:
             "multi:" + hashlib.sha256("".join(parts).encode()).hexdigest()
         self._copy_step(state, ins, name, sources, contents, dest, dest_is_dir, chown, chmod,
                         source_hash, source_hash, chown_comment)
+
+    def _source_image(self, name: str, state: _State) -> BuildImage | None:
+        """--from=NAME: an earlier stage (by name or index), else an image."""
+        stage = next((s for s in self.stages if s.stage.name == name.lower()), None)
+        if stage is None and name.isdigit():
+            index = int(name)
+            if index >= len(self.stages) - 1:
+                raise BuildError(f"invalid from flag value {name}: refers to current build "
+                                 "stage" if index == len(self.stages) - 1 else
+                                 f"invalid from flag value {name}")
+            stage = self.stages[index]
+        if stage is not None:
+            return stage.image
+        return self.executor.find_image(name, state.platform, self.options.pull)
 
     def _copy_step(self, state: _State, ins: Instruction, name: str, sources: list[Source],
                    contents: list[tuple[Any, str]], dest: str, dest_is_dir: bool, chown: str,
