@@ -463,7 +463,9 @@ def test_run_bind_mounts_from_a_stage_and_the_context(daemon: Daemon, base: str,
         "Dockerfile": f"FROM {base} AS builder\nRUN mkdir /out && echo {marker} > /out/x\n"
                       f"FROM {base}\n"
                       "RUN --mount=type=bind,from=builder,source=/out,target=/in cat /in/x > /y\n"
-                      "RUN --mount=type=bind,source=conf,target=/conf cat /conf/c > /z\n",
+                      "RUN --mount=type=bind,source=conf,target=/conf cat /conf/c > /z\n"
+                      "RUN --mount=type=bind,source=conf,target=/conf,rw echo w > /conf/c\n"
+                      "COPY conf/c /copied\n",
         "conf/c": "one"})
     _build(daemon, context, "-t", "bound:1", tool="dockyard")
     assert _run(daemon, "bound:1", "cat /y /z; find /in /conf -mindepth 1 | wc -l") == \
@@ -472,5 +474,5 @@ def test_run_bind_mounts_from_a_stage_and_the_context(daemon: Daemon, base: str,
     result = _build(daemon, context, "-t", "bound:1", tool="dockyard")
     steps = result.stdout.split("Step ")[1:]
     assert [" ---> Using cache" in step for step in steps] == [False, True, False, True,
-                                                                False]
-    assert _run(daemon, "bound:1", "cat /z") == "two"
+                                                                False, False, False]
+    assert _run(daemon, "bound:1", "cat /z /copied") == "twotwo"

@@ -9,6 +9,7 @@ import copy
 import hashlib
 import os
 import posixpath
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -511,6 +512,14 @@ class Builder:
                 if not os.path.exists(host):
                     raise BuildError(f"failed to compute cache key: \"/{source}\" not found")
                 writable = fields.get("rw", fields.get("readwrite", "false")) != "false"
+                if writable:
+                    # Writes go to a copy, thrown away after the step (as BuildKit's).
+                    copy_path = os.path.join(scratch, f"bind-{len(mounts)}")
+                    if os.path.isdir(host):
+                        shutil.copytree(host, copy_path, symlinks=True)
+                    else:
+                        shutil.copy2(host, copy_path)
+                    host = copy_path
                 mounts.append(RunMount("bind", target, host, readonly=not writable))
             else:
                 raise DockerfileError(f"unsupported mount type \"{kind}\"", ins.line)
