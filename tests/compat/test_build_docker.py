@@ -251,10 +251,13 @@ def test_onbuild_target_and_stage_reuse(daemon: Daemon, everything: Any,
 
 def test_cache_reuse_and_invalidation_by_one_file(daemon: Daemon, base: str,
                                                   tmp_path: Path) -> None:
+    import uuid
+
+    unique = uuid.uuid4().hex  # no other test's step can be in the cache
     context = _write(tmp_path, {
         "Dockerfile": f"FROM {base}\nCOPY a.txt /a.txt\nRUN cat /a.txt > /a2\n"
                       "COPY b.txt /b.txt\nRUN cat /b.txt > /b2\nENV DONE=1\n",
-        "a.txt": "a", "b.txt": "b"})
+        "a.txt": unique, "b.txt": "b"})
     first = _build(daemon, context, "-t", "cached:1")
     assert "Using cache" not in first.stdout
     again = _build(daemon, context, "-t", "cached:1")
@@ -265,7 +268,7 @@ def test_cache_reuse_and_invalidation_by_one_file(daemon: Daemon, base: str,
     steps = changed.stdout.split("Step ")[1:]
     assert [" ---> Using cache" in step for step in steps] == \
         [False, True, True, False, False, False]
-    assert _run(daemon, "cached:1", "cat /a2 /b2") == "achanged"
+    assert _run(daemon, "cached:1", "cat /a2 /b2") == f"{unique}changed"
     nocache = _build(daemon, context, "--no-cache", "-t", "cached:1")
     assert "Using cache" not in nocache.stdout
     quiet = _build(daemon, context, "-q", "-t", "cached:1")
