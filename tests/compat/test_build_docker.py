@@ -8,6 +8,7 @@ import io
 import json
 import re
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,16 @@ BASE = "dockyard-build-base:latest"
 @pytest.fixture(autouse=True)
 def _classic_builder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_BUILDKIT", "0")
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_containers(daemon: Daemon) -> Iterator[None]:
+    """A failed step's container stays, as with Docker; the daemon is shared: remove them."""
+    before = set(daemon.docker("ps", "-aq", "--no-trunc").stdout.split())
+    yield
+    left = set(daemon.docker("ps", "-aq", "--no-trunc").stdout.split()) - before
+    if left:
+        daemon.docker("rm", "-f", *sorted(left))
 
 
 @pytest.fixture(scope="module")
@@ -366,9 +377,13 @@ def test_buildx_builds_an_index_over_platforms(daemon: Daemon, tmp_path: Path) -
                                               "RUN echo \"$TARGETARCH $(uname -m)\" > /arch\n"
                                               "COPY hello.txt /hello.txt\n",
                                 "hello.txt": "hi"})
+    listed = daemon.docker("images", "-q", "--no-trunc").stdout.split()
     result = daemon.dockyard("buildx", "build", "--platform", "linux/amd64,linux/arm64",
                              "-t", "multi-built:1", str(context), timeout=300)
     assert result.returncode == 0, result.stderr
+    # The index is listed; the platform images under it are not (images -a shows them).
+    new = set(daemon.docker("images", "-q", "--no-trunc").stdout.split()) - set(listed)
+    assert new == {_inspect(daemon, "multi-built:1")["Id"]}
     doc = json.loads((daemon.data_root / "image" / "images.json").read_text())
     target = doc["names"]["docker.io/library/multi-built:1"]
     assert doc["images"][target]["target"]["mediaType"] == \

@@ -25,6 +25,7 @@ from ..image import (
     SaveImage,
     is_image_id_like,
     load_archive,
+    mediatypes,
     parse_descriptor,
     parse_reference,
     resolve_image,
@@ -118,6 +119,10 @@ class ImageService:
                        or self.resolve(digest).id.startswith(wanted)}
             if len(matches) == 1:
                 return matches.pop()
+            if matches and len({self.resolve(d).id for d in matches}) == 1:
+                # One image held by several records (a build's platform image and the
+                # index over it): the named record, else any.
+                return sorted(matches, key=lambda d: (not self.names_of(d), d))[0]
         return None
 
     def names_of(self, target_digest: str) -> list[str]:
@@ -267,7 +272,13 @@ class ImageService:
         if self.names_of(target_digest):
             return False
         image_id = str(self.resolve(target_digest).id)
-        return any(record.parent == image_id for record in self._records.values())
+        if any(record.parent == image_id for record in self._records.values()):
+            return True
+        # A platform image a build put under an index (buildx build --platform a,b).
+        return any(digest != target_digest and target_digest in {
+            str(m.digest) for m in self.resolve(digest).manifests}
+            for digest, record in self._records.items()
+            if mediatypes.is_index(record.target.media_type))
 
     def parent_of(self, target_digest: str) -> str:
         record = self._records.get(target_digest)
