@@ -494,3 +494,13 @@ def test_run_bind_mounts_from_a_stage_and_the_context(daemon: Daemon, base: str,
     assert [" ---> Using cache" in step for step in steps] == [False, True, False, True,
                                                                 False, False, False]
     assert _run(daemon, "bound:1", "cat /z /copied") == "twotwo"
+
+
+def test_heredoc_with_a_shebang_runs_as_its_own_program(daemon: Daemon, base: str,
+                                                        tmp_path: Path) -> None:
+    context = _write(tmp_path, {"Dockerfile": f"FROM {base}\nRUN <<EOF\n#!/bin/awk -f\n"
+                                              "BEGIN {{ print \"from awk\" > \"/awk.txt\" }}\n"
+                                              "EOF\n".replace("{{", "{").replace("}}", "}")})
+    _build(daemon, context, "--no-cache", "-t", "shebang:1", tool="dockyard")
+    assert _run(daemon, "shebang:1", "cat /awk.txt; ls /dev/pipes 2>/dev/null | wc -l") == \
+        "from awk\n0\n"

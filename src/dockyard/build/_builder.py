@@ -36,6 +36,7 @@ from ._instructions import (
     raw_pairs,
 )
 from ._lexer import expand_variables, expand_word, expand_words, referenced_names
+from ._parser import Heredoc
 from ._sources import Source, hash_sources, resolve_sources
 from ._values import json_list, mount_fields, parse_mode, platform_args, port_specs, scratch_doc
 
@@ -399,6 +400,17 @@ class Builder:
                                  list(self.options.extra_hosts),
                                  self.options.shm_size,
                                  self._run_mounts(state, ins, scratch, held))
+            script = _shebang_heredoc(ins)
+            if script is not None:
+                # RUN <<EOF starting with #!: the heredoc is a program of its own, run from
+                # /dev/pipes (a tmpfs: nothing of it reaches the layer), as BuildKit does.
+                path = os.path.join(scratch, "heredoc")
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(script.content)
+                os.chmod(path, 0o755)
+                target = f"/dev/pipes/{script.name}"
+                options.mounts.append(RunMount("bind", target, path, readonly=True))
+                run_config["Cmd"] = [target]
             container = self.executor.create(state.image, run_config, options, state.platform)
             self.emit(f" ---> Running in {container[:12]}\n")
             try:
@@ -750,6 +762,15 @@ class Builder:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _shebang_heredoc(ins: Instruction) -> Heredoc | None:
+    if len(ins.heredocs) != 1 or ins.json:
+        return None
+    heredoc = ins.heredocs[0]
+    if ins.text.strip().lstrip("<-").strip("'\"") != heredoc.name:
+        return None
+    return heredoc if heredoc.content.startswith("#!") else None
 
 
 def _history_key(entry: dict[str, Any]) -> tuple[str, bool, str]:
