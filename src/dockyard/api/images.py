@@ -32,9 +32,10 @@ def register(router: Router, engine: Engine) -> None:
         filters = request.query.filters()
         filters.validate({"dangling", "label", "reference", "before", "since"})
         show_all = request.query.get_bool("all", False)
-        del show_all  # no intermediate images: every image has a name or is dangling
         summaries = []
         for target, image in await call(images.all):
+            if not show_all and images.is_intermediate(target):
+                continue  # a build step under another image (docker images -a shows it)
             summary = images.summary(target, image)
             if not _image_matches(summary, filters, images):
                 continue

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "login": ("registry", "login"), "logout": ("registry", "logout"),
     "version": ("system", "version"), "info": ("system", "info"),
     "events": ("system", "events"), "inspect": ("system", "inspect"),
+    "build": ("build", "build"),
 }
 _CONTAINER = {name: COMMANDS[name] for name in (
     "run", "create", "start", "stop", "kill", "restart", "pause", "unpause", "rm", "wait",
@@ -45,7 +46,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
               "tag": ("image", "tag"), "rm": ("image", "rmi"), "remove": ("image", "rmi"),
               "prune": ("image", "prune"), "save": ("image", "save"),
               "load": ("image", "load"), "import": ("image", "import_"),
-              "pull": ("image", "pull"), "push": ("image", "push")},
+              "pull": ("image", "pull"), "push": ("image", "push"),
+              "build": ("build", "build")},
     "system": {"df": ("system", "df"), "info": ("system", "info"),
                "events": ("system", "events")},
     "volume": {"create": ("volume", "create"), "ls": ("volume", "ls"),
@@ -54,10 +56,13 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                "prune": ("volume", "prune")},
     "registry": {"serve": ("registry_server", "serve"),
                  "garbage-collect": ("registry_server", "garbage_collect")},
+    "buildx": {"build": ("build", "buildx_build")},
+    "builder": {"build": ("build", "build"), "prune": ("build", "builder_prune")},
 }
 GROUP_SUMMARIES = {"container": "Manage containers", "image": "Manage images",
                    "system": "Manage Dockyard", "volume": "Manage volumes",
-                   "registry": "Run a registry server"}
+                   "registry": "Run a registry server",
+                   "buildx": "Build images (one per platform)", "builder": "Manage builds"}
 
 # Global options: (short, long, takes a value).
 _GLOBAL = {"-H": "host", "--host": "host", "--config": "config", "-c": "context",
@@ -71,6 +76,7 @@ A self-sufficient runtime for containers (Docker-compatible)
 
 Common Commands:
   run         Create and run a new container from an image
+  build       Build an image from a Dockerfile
   exec        Execute a command in a running container
   ps          List containers
   images      List images
@@ -82,6 +88,8 @@ Common Commands:
   info        Display system-wide information
 
 Management Commands:
+  builder     Manage builds
+  buildx      Build images (one per platform)
   container   Manage containers
   image       Manage images
   registry    Run a registry server

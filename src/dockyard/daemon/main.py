@@ -139,6 +139,7 @@ def _claim_pidfile(path: Path) -> None:
 async def _serve(options: EngineOptions, hosts: list[str], pidfile: str | None) -> int:
     from ..api import ApiServer, Router
     from ..api import archive as archive_routes
+    from ..api import build as build_routes
     from ..api import containers as container_routes
     from ..api import images as image_routes
     from ..api import monitor as monitor_routes
@@ -158,6 +159,7 @@ async def _serve(options: EngineOptions, hosts: list[str], pidfile: str | None) 
     archive_routes.register(router, engine)
     monitor_routes.register(router, engine)
     volume_routes.register(router, engine)
+    build_routes.register(router, engine)
     server = ApiServer(router)
     for host in hosts:
         await server.listen(host)

@@ -159,15 +159,16 @@ class CommitService:
     # -- adding an image ----------------------------------------------------------------------
 
     def _register(self, config_doc: dict[str, Any], layers: list[Descriptor],
-                  name: str | None) -> str:
-        """Store config and manifest; add the image (and its name) to the image service."""
+                  name: str | None, parent: str = "") -> str:
+        """Store config and manifest; add the image (and its name) to the image service.
+        parent: the image ID a build step started from."""
         config_bytes = to_go_json(config_doc)
         config = describe(config_bytes, mediatypes.OCI_CONFIG)
         self.images.content.ingest(config_bytes, str(config.digest))
         manifest_bytes = build_manifest(config, layers)
         manifest = describe(manifest_bytes, mediatypes.OCI_MANIFEST)
         self.images.content.ingest(manifest_bytes, str(manifest.digest))
-        self.images.add(manifest, name)
+        self.images.add(manifest, name, parent=parent)
         if name:
             self.events.emit("image", "tag", str(config.digest),
                              {"name": parse_reference(name).familiar()})

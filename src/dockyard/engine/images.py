@@ -25,6 +25,7 @@ from ..image import (
     SaveImage,
     is_image_id_like,
     load_archive,
+    mediatypes,
     parse_descriptor,
     parse_reference,
     resolve_image,
@@ -39,9 +40,10 @@ _RECORDS = "images.json"
 
 
 class ImageRecord:
-    def __init__(self, target: Descriptor, created: float) -> None:
+    def __init__(self, target: Descriptor, created: float, parent: str = "") -> None:
         self.target = target
         self.created = created  # when it arrived here (load, pull, build, commit)
+        self.parent = parent  # the image ID a build step started from ("" otherwise)
 
 
 class ImageService:
@@ -67,12 +69,14 @@ class ImageService:
         doc = json.loads(path.read_bytes())
         for digest, entry in doc.get("images", {}).items():
             self._records[digest] = ImageRecord(parse_descriptor(entry["target"], digest),
-                                                entry.get("created", 0.0))
+                                                entry.get("created", 0.0),
+                                                entry.get("parent", ""))
         self._names = dict(doc.get("names", {}))
 
     def _save_records(self) -> None:
         doc = {
-            "images": {digest: {"target": record.target.to_json(), "created": record.created}
+            "images": {digest: {"target": record.target.to_json(), "created": record.created,
+                                **({"parent": record.parent} if record.parent else {})}
                        for digest, record in self._records.items()},
             "names": self._names,
         }
@@ -115,6 +119,10 @@ class ImageService:
                        or self.resolve(digest).id.startswith(wanted)}
             if len(matches) == 1:
                 return matches.pop()
+            if matches and len({self.resolve(d).id for d in matches}) == 1:
+                # One image held by several records (a build's platform image and the
+                # index over it): the named record, else any.
+                return sorted(matches, key=lambda d: (not self.names_of(d), d))[0]
         return None
 
     def names_of(self, target_digest: str) -> list[str]:
@@ -149,13 +157,14 @@ class ImageService:
             self.events.emit("image", "load", str(image.id))
         return loaded
 
-    def add(self, target: Descriptor, name: str | None) -> None:
+    def add(self, target: Descriptor, name: str | None, parent: str = "") -> None:
         """Registers an image whose blobs are already in the content store (commit,
-        import), optionally under a full reference."""
+        import, build), optionally under a full reference; `parent`: the image ID a build
+        step started from."""
         with self._lock:
             digest = str(target.digest)
             if digest not in self._records:
-                self._records[digest] = ImageRecord(target, time.time())
+                self._records[digest] = ImageRecord(target, time.time(), parent)
             if name:
                 self._retarget(name, digest)
             self._save_records()
@@ -207,13 +216,38 @@ class ImageService:
             for name in names:
                 del self._names[name]
                 untagged.append({"Untagged": parse_reference(name).familiar()})
+            parent = self._records[target].parent
             del self._records[target]
             self._resolved = {k: v for k, v in self._resolved.items()
                               if not k.startswith(target)}
+            deleted = [{"Deleted": str(image.id)}] + self._remove_build_steps(parent)
             self._save_records()
-            deleted = [{"Deleted": str(image.id)}]
-        self.events.emit("image", "delete", str(image.id))
+        for entry in deleted:
+            self.events.emit("image", "delete", entry["Deleted"])
         return untagged + deleted
+
+    def _remove_build_steps(self, image_id: str) -> list[dict[str, str]]:
+        """As Docker: removing a built image removes the untagged step images under it
+        that nothing else builds on."""
+        deleted = []
+        while image_id:
+            target = next((digest for digest in self._records
+                           if self._id_of(digest) == image_id), None)
+            if target is None or self.names_of(target) or any(
+                    record.parent == image_id for record in self._records.values()):
+                break
+            parent = self._records.pop(target).parent
+            self._resolved = {k: v for k, v in self._resolved.items()
+                              if not k.startswith(target)}
+            deleted.append({"Deleted": image_id})
+            image_id = parent
+        return deleted
+
+    def _id_of(self, target_digest: str) -> str:
+        try:
+            return str(self.resolve(target_digest).id)
+        except InvalidParameter:
+            return ""
 
     def save(self, refs: list[str], fileobj: IO[bytes]) -> None:
         images = []
@@ -231,6 +265,24 @@ class ImageService:
             save_archive(images, fileobj, self.content)
         except ImageError as e:
             raise InvalidParameter(str(e)) from None
+
+    def is_intermediate(self, target_digest: str) -> bool:
+        """An untagged build step that another image builds on (`images` hides it
+        without --all, as Docker does)."""
+        if self.names_of(target_digest):
+            return False
+        image_id = str(self.resolve(target_digest).id)
+        if any(record.parent == image_id for record in self._records.values()):
+            return True
+        # A platform image a build put under an index (buildx build --platform a,b).
+        return any(digest != target_digest and target_digest in {
+            str(m.digest) for m in self.resolve(digest).manifests}
+            for digest, record in self._records.items()
+            if mediatypes.is_index(record.target.media_type))
+
+    def parent_of(self, target_digest: str) -> str:
+        record = self._records.get(target_digest)
+        return record.parent if record else ""
 
     def created(self, target_digest: str) -> float:
         return self._records[target_digest].created
@@ -262,7 +314,7 @@ class ImageService:
             "Id": str(image.id),
             "RepoTags": [parse_reference(n).familiar() for n in names],
             "RepoDigests": [f"{parse_reference(n).familiar_name}@{target}" for n in names],
-            "Parent": "",
+            "Parent": self.parent_of(target),
             "Comment": raw.get("comment", ""),
             "Created": raw.get("created", ""),
             "DockerVersion": raw.get("docker_version", ""),

@@ -1,0 +1,127 @@
+"""Builds on dockyardd against the real Docker Engine (Debian's docker.io, classic builder),
+side by side in one run, through the same client: `DOCKER_BUILDKIT=0 docker build`.
+
+Both daemons are started by this script (Docker with --bridge none and no iptables, as
+bench/engine_bench.py does) and load the same busybox fixture. The Dockerfile has a COPY
+and 5 RUN steps. Rows, alternating between the engines round by round, medians:
+- cold: `docker build --no-cache` (every step runs and commits);
+- cached: the same build again (every step from the cache);
+- last step changed: the last RUN's text differs from every earlier round's.
+
+usage: .venv/bin/python bench/build_bench.py [--rounds 10] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from engine_bench import BIN, DOCKER, FIXTURE, IMAGE, Engine, timed  # noqa: E402
+
+DOCKERFILE = f"""\
+FROM {IMAGE}
+COPY data.txt /data.txt
+RUN echo one > /r1
+RUN echo two > /r2 && cat /data.txt >> /r2
+RUN mkdir -p /r3 && for i in 1 2 3 4 5 6 7 8; do echo $i > /r3/$i; done
+RUN ls -l /bin > /r4
+RUN echo {{last}} > /r5
+"""
+
+
+def build(engine: Engine, context: Path, last: str, no_cache: bool = False) -> None:
+    (context / "Dockerfile").write_text(DOCKERFILE.format(last=last))
+    argv = [DOCKER, "build", "-q", "-t", "bench-build:latest"]
+    if no_cache:
+        argv.append("--no-cache")
+    subprocess.run([*argv, str(context)], env={**engine.env, "DOCKER_BUILDKIT": "0"},
+                   capture_output=True, check=True, stdin=subprocess.DEVNULL, timeout=300)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("interrupted"))
+    with tempfile.TemporaryDirectory(prefix="dockyard-build-bench-") as tmp:
+        root = Path(tmp)
+        dy_root, dk_root = root / "dy", root / "dk"
+        dy_root.mkdir()
+        dk_root.mkdir()
+        (dy_root / "daemon.json").write_text("{}")
+        engines = [
+            Engine("dockyard", dy_root, [str(BIN / "dockyardd"), "-H",
+                                         f"unix://{dy_root}/d.sock", "--data-root",
+                                         str(dy_root / "data"), "--exec-root",
+                                         str(dy_root / "exec"), "--config-file",
+                                         str(dy_root / "daemon.json"), "--cgroup-parent",
+                                         "/dockyard-build-bench"], dy_root / "d.sock"),
+            Engine("docker", dk_root, ["dockerd", "-H", f"unix://{dk_root}/d.sock",
+                                       "--data-root", str(dk_root / "data"), "--exec-root",
+                                       str(dk_root / "exec"), "--pidfile",
+                                       str(dk_root / "d.pid"), "--bridge", "none",
+                                       "--iptables=false", "--ip6tables=false",
+                                       "--ip-forward=false", "--ip-masq=false",
+                                       "--cgroup-parent", "/docker-build-bench"],
+                   dk_root / "d.sock"),
+        ]
+        rows: dict[str, dict[str, list[float]]] = {}
+        try:
+            contexts = {}
+            for engine in engines:
+                engine.start()
+                engine.docker("load", "-i", str(FIXTURE))
+                context = root / f"ctx-{engine.name}"
+                context.mkdir()
+                (context / "data.txt").write_text("data\n" * 100)
+                contexts[engine.name] = context
+                build(engine, context, "warm-up")
+            for round_number in range(args.rounds):
+                for engine in engines:
+                    context = contexts[engine.name]
+                    cells = rows.setdefault("cold build (--no-cache), ms", {})
+                    cells.setdefault(engine.name, []).append(timed(
+                        lambda e=engine, c=context: build(e, c, "cold", no_cache=True)))
+                    cells = rows.setdefault("fully cached rebuild, ms", {})
+                    cells.setdefault(engine.name, []).append(timed(
+                        lambda e=engine, c=context: build(e, c, "cold")))
+                    cells = rows.setdefault("rebuild, last step changed, ms", {})
+                    cells.setdefault(engine.name, []).append(timed(
+                        lambda e=engine, c=context, n=round_number: build(e, c, f"new-{n}")))
+        finally:
+            for engine in engines:
+                engine.stop()
+            for parent in ("dockyard-build-bench", "docker-build-bench"):
+                for base in Path("/sys/fs/cgroup").iterdir():
+                    path = base / parent
+                    if path.is_dir():
+                        subprocess.run(["find", str(path), "-depth", "-type", "d", "-exec",
+                                        "rmdir", "{}", ";"], check=False,
+                                       capture_output=True)
+    lines = [[f"build (median of {args.rounds})", "dockyard", "docker", "dockyard / docker"]]
+    for row, values in rows.items():
+        dy, dk = (statistics.median(values[n]) * 1000 for n in ("dockyard", "docker"))
+        lines.append([row, f"{dy:.0f}", f"{dk:.0f}", f"{dy / dk:.2f}"])
+    if args.markdown:
+        print("| " + " | ".join(lines[0]) + " |")
+        print("|" + "---|" * len(lines[0]))
+        for line in lines[1:]:
+            print("| " + " | ".join(line) + " |")
+    else:
+        for line in lines:
+            print(f"{line[0]:<40}{line[1]:>10}{line[2]:>10}{line[3]:>20}")
+
+
+if __name__ == "__main__":
+    main()
