@@ -48,9 +48,14 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
               "pull": ("image", "pull"), "push": ("image", "push")},
     "system": {"df": ("system", "df"), "info": ("system", "info"),
                "events": ("system", "events")},
+    "network": {"create": ("network", "create"), "ls": ("network", "ls"),
+                "list": ("network", "ls"), "inspect": ("network", "inspect"),
+                "rm": ("network", "rm"), "remove": ("network", "rm"),
+                "prune": ("network", "prune"), "connect": ("network", "connect"),
+                "disconnect": ("network", "disconnect")},
 }
 GROUP_SUMMARIES = {"container": "Manage containers", "image": "Manage images",
-                   "system": "Manage Dockyard"}
+                   "system": "Manage Dockyard", "network": "Manage networks"}
 
 # Global options: (short, long, takes a value).
 _GLOBAL = {"-H": "host", "--host": "host", "--config": "config", "-c": "context",
@@ -77,6 +82,7 @@ Common Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  network     Manage networks
   system      Manage Dockyard
 
 Commands:

@@ -9,6 +9,7 @@ from .containers import ContainerService
 from .events import EventBus
 from .execs import ExecService
 from .images import ImageService
+from .networks import NetworkService
 from .options import EngineOptions
 
 
@@ -22,6 +23,8 @@ class Engine:
         self.snapshots = Snapshotter(options.data_root / "snapshot")
         self.containers = ContainerService(options, self.images, self.snapshots, self.events)
         self.execs = ExecService(self.containers)
+        self.networks = NetworkService(options, self.containers, self.events)
+        self.containers.networks = self.networks
 
     def restore(self) -> None:
         """At daemon start: if a shim from before runs, reconnect (and learn what exited
@@ -39,3 +42,8 @@ class Engine:
                         from .timefmt import rfc3339_now
 
                         self.containers._finish(record, 255, rfc3339_now())
+        self.networks.restore()
+
+    def shutdown(self) -> None:
+        """At a clean daemon stop: what only running containers need goes if none runs."""
+        self.networks.shutdown()
