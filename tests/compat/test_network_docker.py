@@ -366,3 +366,35 @@ def test_names_and_aliases_resolve_on_a_user_network(netd: Daemon) -> None:
     finally:
         netd.docker("rm", "-f", web)
         netd.docker("network", "rm", net, check=True)
+
+
+def test_dockyard_network_commands_match_docker(netd: Daemon) -> None:
+    name = _name("dynet")
+    created = netd.dockyard("network", "create", "--subnet", "10.213.15.0/24", "--label",
+                            "k=v", name, check=True).stdout.strip()
+    assert len(created) == 64
+    for tool in (netd.docker, netd.dockyard):
+        listing = tool("network", "ls", "--filter", f"name={name}", check=True).stdout
+        assert listing.splitlines()[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
+        assert listing.splitlines()[1].split() == [created[:12], name, "bridge", "local"]
+    ours = netd.dockyard("network", "ls", "--format", "{{.Name}} {{.IPv6}} {{.Internal}}",
+                         "--filter", "label=k=v", check=True).stdout
+    theirs = netd.docker("network", "ls", "--format", "{{.Name}} {{.IPv6}} {{.Internal}}",
+                         "--filter", "label=k=v", check=True).stdout
+    assert ours == theirs == f"{name} false false\n"
+    assert json.loads(netd.dockyard("network", "inspect", name, check=True).stdout) == \
+        json.loads(netd.docker("network", "inspect", name, check=True).stdout)
+    container = _name("dyc")
+    netd.docker("run", "-d", "--name", container, IMAGE, "sleep", "60", check=True)
+    try:
+        netd.dockyard("network", "connect", "--ip", "10.213.15.9", name, container, check=True)
+        assert _inspect(netd, container)["NetworkSettings"]["Networks"][name]["IPAddress"] == \
+            "10.213.15.9"
+        netd.dockyard("network", "disconnect", name, container, check=True)
+        assert name not in _inspect(netd, container)["NetworkSettings"]["Networks"]
+    finally:
+        netd.docker("rm", "-f", container)
+    assert netd.dockyard("network", "rm", name, check=True).stdout == f"{name}\n"
+    missing = netd.dockyard("network", "rm", name)
+    assert missing.returncode == 1
+    assert missing.stderr == f"Error response from daemon: network {name} not found\n"
