@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
 packages=(busybox-static python3-venv libseccomp2 iproute2 procps
-          runc crun podman conmon docker.io tini)
+          runc crun podman conmon docker.io tini iptables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

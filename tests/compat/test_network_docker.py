@@ -398,3 +398,90 @@ def test_dockyard_network_commands_match_docker(netd: Daemon) -> None:
     missing = netd.dockyard("network", "rm", name)
     assert missing.returncode == 1
     assert missing.stderr == f"Error response from daemon: network {name} not found\n"
+
+
+def test_docker_py_networks(netd: Daemon) -> None:
+    import docker
+
+    client = docker.DockerClient(base_url=netd.host)
+    name = _name("py")
+    ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.213.17.0/24")])
+    network = client.networks.create(name, driver="bridge", ipam=ipam, labels={"x": "y"})
+    container = client.containers.run(IMAGE, ["sleep", "60"], detach=True)
+    try:
+        assert network.attrs["IPAM"]["Config"][0]["Subnet"] == "10.213.17.0/24"
+        assert [n.name for n in client.networks.list(names=[name])] == [name]
+        network.connect(container, ipv4_address="10.213.17.20", aliases=["py-alias"])
+        network.reload()
+        assert [c.id for c in network.containers] == [container.id]
+        container.reload()
+        assert container.attrs["NetworkSettings"]["Networks"][name]["IPAddress"] == \
+            "10.213.17.20"
+        network.disconnect(container)
+        network.reload()
+        assert network.containers == []
+        with pytest.raises(docker.errors.NotFound):
+            client.networks.get("no-such-network")
+        with pytest.raises(docker.errors.APIError) as raised:
+            client.networks.get("bridge").remove()
+        assert raised.value.status_code == 403
+    finally:
+        container.remove(force=True)
+        network.remove()
+        client.close()
+
+
+def test_restart_recreates_the_sandbox(netd: Daemon) -> None:
+    name = _name("restart")
+    netd.docker("run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
+    try:
+        first = _inspect(netd, name)["NetworkSettings"]["SandboxKey"]
+        netd.docker("restart", "-t", "0", name, check=True)
+        settings = _inspect(netd, name)["NetworkSettings"]
+        assert settings["SandboxKey"] == first and settings["IPAddress"]
+        route = netd.docker("exec", name, "ip", "route", check=True).stdout
+        assert f"default via {_bridge_gateway(netd)}" in route
+        netd.docker("stop", "-t", "0", name, check=True)
+        stopped = _inspect(netd, name)["NetworkSettings"]
+        assert stopped["IPAddress"] == "" and stopped["SandboxKey"] == ""
+        assert stopped["Networks"]["bridge"]["IPAddress"] == ""
+        assert not Path(first).exists()
+    finally:
+        netd.docker("rm", "-f", name)
+
+
+def test_kill_9_of_the_daemon_then_rules_and_addresses_come_back(netd: Daemon) -> None:
+    port = _free_port()
+    web = _httpd(netd, "-p", f"{port}:80")
+    try:
+        assert _http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
+        netd.stop(kill=True)
+        # Someone flushes our chains while the daemon is away: its start rebuilds them.
+        subprocess.run(["iptables", "-w", "-t", "nat", "-F", f"{netd.firewall_prefix}-DNAT"],
+                       check=True)
+        netd.start()
+        assert _http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
+        address = _inspect(netd, web)["NetworkSettings"]["IPAddress"]
+        other = netd.docker("run", "--rm", IMAGE, "ip", "-4", "-o", "addr", "show", "eth0",
+                            check=True).stdout
+        assert f" {address}/" not in other
+    finally:
+        netd.docker("rm", "-f", web)
+
+
+def test_ipv6_network_gives_addresses_and_a_route(netd: Daemon) -> None:
+    name = _name("v6")
+    netd.docker("network", "create", "--ipv6", "--subnet", "fd00:213:19::/64", name,
+                check=True)
+    try:
+        seen = netd.docker("run", "--rm", "--network", name, IMAGE, "sh", "-c",
+                           "ip -6 addr show eth0; ip -6 route; ping6 -c 1 -W 2 fd00:213:19::1",
+                           check=True).stdout
+        assert "inet6 fd00:213:19::2/64" in seen
+        assert "default via fd00:213:19::1 dev eth0" in seen
+        assert "1 packets received" in seen
+        config = json.loads(netd.docker("network", "inspect", name).stdout)[0]["IPAM"]
+        assert config["Config"][1] == {"Subnet": "fd00:213:19::/64",
+                                       "Gateway": "fd00:213:19::1"}
+    finally:
+        netd.docker("network", "rm", name, check=True)

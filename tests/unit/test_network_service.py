@@ -158,3 +158,31 @@ def test_resolve_and_reverse_on_user_networks_only(service: NetworkService) -> N
 def test_host_gateway(service: NetworkService) -> None:
     assert service._extra_hosts(["outside:host-gateway", "x:1.2.3.4"]) == [
         "outside:10.199.0.1", "x:1.2.3.4"]
+
+
+def test_embedded_dns_stand_in_and_resolv_conf(service: NetworkService,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The interface the `dns` helper's module provides, stood in for here."""
+    import sys
+    import types
+
+    from dockyard.engine.etc_files import resolv_conf
+
+    calls: list[tuple[str, Any]] = []
+
+    class EmbeddedDNS:
+        def __init__(self, resolve: Any, reverse: Any) -> None:
+            calls.append(("init", (resolve, reverse)))
+
+        def start(self) -> None:
+            calls.append(("start", None))
+
+    module = types.ModuleType("dockyard.network.dns")
+    module.EmbeddedDNS = EmbeddedDNS  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "dockyard.network.dns", module)
+    assert service.embedded_dns_available()
+    assert calls[0] == ("init", (service.resolve, service.reverse))
+    assert calls[1] == ("start", None)
+    assert service._upstream({"Dns": ["192.0.2.53"]}) == [("192.0.2.53", 53)]
+    text = resolv_conf({"Dns": ["192.0.2.53"], "DnsSearch": ["corp"]}, embedded_dns=True)
+    assert text == "nameserver 127.0.0.11\nsearch corp\noptions ndots:0\n"

@@ -369,6 +369,15 @@ class NetworkService:
             for path in self.netns_root.glob("*") if self.netns_root.exists() else []:
                 if path.name not in running:
                     bridge.remove_sandbox(path)
+            # The embedded DNS lives in the daemon: serve the running containers again.
+            on_user_networks = {cid for r in self._networks.values()
+                                if r["Name"] not in PREDEFINED for cid in r["Containers"]}
+            if on_user_networks and self._dns_server() is not None:
+                for container in self.containers.store.all():
+                    key = container["NetworkSettings"].get("SandboxKey")
+                    if container["Id"] in on_user_networks and key:
+                        self._dns.attach(container["Id"], key,
+                                         self._upstream(container["HostConfig"]))
 
     def shutdown(self) -> None:
         """At a clean daemon stop with no container running: our bridges and chains go
