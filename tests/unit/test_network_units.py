@@ -140,3 +140,9 @@ def test_netlink_attributes_are_padded() -> None:
     length, kind = struct.unpack_from("=HH", encoded)
     assert (length, kind) == (9, 3)
     assert len(encoded) == 12
+
+
+def test_firewall_render_one_table() -> None:
+    text = Firewall("DYX").render([BridgeRules("br-a", "10.5.0.0/16", False)], [],
+                                  tables=("nat",))
+    assert text.startswith("*nat\n") and "*filter" not in text

@@ -336,7 +336,8 @@ class NetworkService:
                     container is not starting:
                 port_rules += _port_rules(container)
         try:
-            self.firewall.apply(rules, port_rules, check_jumps=not self._jumps_checked)
+            self.firewall.apply(rules, port_rules, check_jumps=not self._jumps_checked,
+                                ports_only=starting is not None or bool(stopping))
             self._jumps_checked = True
         except FirewallError as e:
             raise EngineError(str(e)) from None
@@ -622,9 +623,7 @@ class NetworkService:
             for endpoint in (settings.get("Networks") or {}).values():
                 endpoint.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0,
                                 IPv6Gateway="", GlobalIPv6Address="", GlobalIPv6PrefixLen=0,
-                                MacAddress=endpoint.get("MacAddress") if
-                                (endpoint.get("IPAMConfig") or {}).get("MacAddress") else "",
-                                DNSNames=None)
+                                MacAddress="", DNSNames=None)
             if settings:
                 settings.update(SandboxKey="", SandboxID="", Ports={})
                 self._legacy_fields(record)

@@ -59,9 +59,11 @@ class Firewall:
                         f"-A POSTROUTING -j {p}-POSTROUTING"]}
 
     def render(self, bridges: list[BridgeRules], ports: list[PortRule],
-               saved: str | None = None) -> str:
+               saved: str | None = None, tables: tuple[str, ...] = ("filter", "nat")) -> str:
         """The iptables-restore input that makes our chains exactly this. With `saved`
-        (iptables-save's output) the jumps missing from it are added too."""
+        (iptables-save's output) the jumps missing from it are added too. Only `tables`
+        are written: each table is one nftables commit, which waits for an RCU grace
+        period (~10 ms), and a published port changes only nat."""
         p = self.prefix
         filter_rules = [f"-A {p}-FORWARD -j {p}-ISOLATION-1"]
         nat_rules: list[str] = []
@@ -92,6 +94,8 @@ class Firewall:
                              f"-p {r.proto} -m {r.proto} --dport {r.port} -j MASQUERADE")
         lines: list[str] = []
         for table, rules in (("filter", filter_rules), ("nat", nat_rules)):
+            if table not in tables:
+                continue
             lines.append(f"*{table}")
             lines += [f":{chain} - [0:0]" for chain in self.chains[table]]
             lines += rules
@@ -117,11 +121,12 @@ class Firewall:
     # -- applying -------------------------------------------------------------------------
 
     def apply(self, bridges: list[BridgeRules], ports: list[PortRule],
-              check_jumps: bool = False) -> None:
+              check_jumps: bool = False, ports_only: bool = False) -> None:
         if not self.enabled:
             return
         saved = _save() if check_jumps else None
-        _restore(self.render(bridges, ports, saved))
+        tables = ("nat",) if ports_only and not check_jumps else ("filter", "nat")
+        _restore(self.render(bridges, ports, saved, tables))
 
     def teardown(self) -> None:
         """Removes our chains and the jumps into them."""
