@@ -485,3 +485,26 @@ def test_ipv6_network_gives_addresses_and_a_route(netd: Daemon) -> None:
                                        "Gateway": "fd00:213:19::1"}
     finally:
         netd.docker("network", "rm", name, check=True)
+
+
+def test_an_existing_bridge_given_with_b_is_used_and_kept() -> None:
+    """dockerd's -b: the host's bridge and its address are used; the daemon does not
+    remove a device it did not make."""
+    from dockyard.network import bridge
+
+    require_root()
+    root = Path(tempfile.mkdtemp(prefix="dynetb"))
+    instance = Daemon(root)
+    instance.bridge = f"dyp{uuid.uuid4().hex[:6]}"
+    bridge.ensure_bridge(instance.bridge, ["10.213.23.1/24"])
+    try:
+        instance.start()
+        instance.docker("load", "-i", str(FIXTURES / "fixture-docker20-save.tar"), check=True)
+        seen = instance.docker("run", "--rm", IMAGE, "ip", "route", check=True).stdout
+        assert "default via 10.213.23.1 dev eth0" in seen
+        instance.stop()
+        assert bridge.link_exists(instance.bridge)
+    finally:
+        instance.cleanup()
+        assert not networking_leftovers(instance.data_root, instance.bridge,
+                                        instance.firewall_prefix)

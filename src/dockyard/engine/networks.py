@@ -42,7 +42,7 @@ log = logging.getLogger("dockyard.networks")
 PREDEFINED = ("bridge", "host", "none")
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 MTU_OPTION = "com.docker.network.driver.mtu"
-_PRIVATE = ("_Bridge", "_UserSubnet")
+_PRIVATE = ("_Bridge", "_UserSubnet", "_Owned")
 
 
 def endpoint_settings(config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -125,7 +125,9 @@ class NetworkService:
                        "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
                        BRIDGE_NAME_OPTION: self.default_bridge,
                        MTU_OPTION: "1500"}
-            bip = getattr(self.options, "bip", None)
+            # Docker's -b: an existing bridge brings its own address (unless --bip).
+            bip = getattr(self.options, "bip", None) or bridge.ipv4_interface(
+                self.default_bridge)
             if bip:
                 interface = ipaddress.ip_interface(bip)
                 config = [{"Subnet": str(interface.network), "Gateway": str(interface.ip)}]
@@ -274,8 +276,9 @@ class NetworkService:
                                 f"{record['Id']} has active endpoints")
             (self.root / f"{record['Id']}.json").unlink(missing_ok=True)
             del self._networks[record["Id"]]
-            if record["_Bridge"] in self._up or bridge.link_exists(record["_Bridge"]):
-                bridge.delete_link(record["_Bridge"])
+            if record["_Bridge"] in self._up:
+                if record.get("_Owned"):
+                    bridge.delete_link(record["_Bridge"])
                 self._up.discard(record["_Bridge"])
                 self._apply_firewall()
         self.events.emit("network", "destroy", record["Id"],
@@ -313,7 +316,12 @@ class NetworkService:
         mtu = int(record["Options"].get(MTU_OPTION) or 0)
         if getattr(self.options, "ip_forward", True):
             bridge.enable_ip_forward()
-        bridge.ensure_bridge(name, addresses, mtu if mtu != 1500 else 0)
+        if bridge.ensure_bridge(name, addresses, mtu if mtu != 1500 else 0) and \
+                not record.get("_Owned"):
+            # Ours to remove (at network rm, or a clean stop); a device that was there
+            # before (a bridge of the host's given with -b) is only used.
+            record["_Owned"] = True
+            self._save(record)
         self._up.add(name)
         self._apply_firewall()
 
@@ -387,7 +395,7 @@ class NetworkService:
             if any(r["State"]["Running"] for r in self.containers.store.all()):
                 return
             for record in self._networks.values():
-                if record["Driver"] == "bridge":
+                if record["Driver"] == "bridge" and record.get("_Owned"):
                     try:
                         bridge.delete_link(record["_Bridge"])
                     except OSError:

@@ -54,6 +54,24 @@ def delete_link(name: str) -> bool:
         return nl.delete_link(name)
 
 
+def ipv4_interface(name: str) -> str | None:
+    """A device's IPv4 address and prefix ("10.1.0.1/24"), None without one (or device)."""
+    import fcntl
+    import socket
+    import struct
+
+    request = struct.pack("16sH14s", name.encode()[:15], socket.AF_INET, b"")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            address = fcntl.ioctl(probe.fileno(), 0x8915, request)     # SIOCGIFADDR
+            netmask = fcntl.ioctl(probe.fileno(), 0x891B, request)     # SIOCGIFNETMASK
+        except OSError:
+            return None
+    ip = socket.inet_ntoa(address[20:24])
+    prefix = ipaddress.ip_network(f"0.0.0.0/{socket.inet_ntoa(netmask[20:24])}").prefixlen
+    return f"{ip}/{prefix}"
+
+
 def link_exists(name: str) -> bool:
     with Netlink() as nl:
         return nl.link_index(name) is not None
