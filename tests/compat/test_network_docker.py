@@ -508,3 +508,29 @@ def test_an_existing_bridge_given_with_b_is_used_and_kept() -> None:
         instance.cleanup()
         assert not networking_leftovers(instance.data_root, instance.bridge,
                                         instance.firewall_prefix)
+
+
+def test_a_container_that_exits_while_the_daemon_is_down_is_detached(netd: Daemon) -> None:
+    import os
+    import signal
+
+    port = _free_port()
+    name = _name("gone")
+    netd.docker("run", "-d", "--name", name, "-p", f"{port}:80", IMAGE, "sleep", "300",
+                check=True)
+    try:
+        inspected = _inspect(netd, name)
+        key, pid = inspected["NetworkSettings"]["SandboxKey"], inspected["State"]["Pid"]
+        netd.stop(kill=True)
+        os.kill(pid, signal.SIGKILL)
+        netd.start()
+        assert _inspect(netd, name)["State"]["Running"] is False
+        network = json.loads(netd.docker("network", "inspect", "bridge").stdout)[0]
+        assert inspected["Id"] not in network["Containers"]
+        assert not Path(key).exists()
+        saved = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True,
+                               text=True).stdout
+        assert f"--dport {port} " not in saved
+        assert f"-j {netd.firewall_prefix}-POSTROUTING" in saved
+    finally:
+        netd.docker("rm", "-f", name)

@@ -95,6 +95,11 @@ class NetworkService:
                 continue
             self._networks[record["Id"]] = record
         self._ensure_predefined()
+        # Bridges left from before (containers outlived the daemon) count as up at once:
+        # exits reconciled before restore() rebuild the chains with them.
+        for record in self._networks.values():
+            if record["Driver"] == "bridge" and bridge.link_exists(record["_Bridge"]):
+                self._up.add(record["_Bridge"])
 
     # -- records --------------------------------------------------------------------------
 
@@ -367,9 +372,6 @@ class NetworkService:
                         self._ensure_bridge(record)
                     except (BridgeError, EngineError) as e:
                         log.warning("network %s: %s", record["Name"], e)
-            for record in self._networks.values():
-                if record["Driver"] == "bridge" and bridge.link_exists(record["_Bridge"]):
-                    self._up.add(record["_Bridge"])
             if self._up:
                 try:
                     self._apply_firewall()
