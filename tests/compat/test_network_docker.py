@@ -534,3 +534,28 @@ def test_a_container_that_exits_while_the_daemon_is_down_is_detached(netd: Daemo
         assert f"-j {netd.firewall_prefix}-POSTROUTING" in saved
     finally:
         netd.docker("rm", "-f", name)
+
+
+def test_a_port_published_on_127_0_0_1_only_answers_there(netd: Daemon) -> None:
+    port = _free_port()
+    web = _httpd(netd, "-p", f"127.0.0.1:{port}:80")
+    try:
+        assert _http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
+        with socket.socket() as probe:
+            probe.settimeout(2)
+            assert probe.connect_ex((_bridge_gateway(netd), port)) != 0
+        assert netd.docker("port", web).stdout.strip() == f"80/tcp -> 127.0.0.1:{port}"
+    finally:
+        netd.docker("rm", "-f", web)
+
+
+def test_a_container_reaches_its_own_published_port_through_the_host(netd: Daemon) -> None:
+    port = _free_port()
+    web = _httpd(netd, "-p", f"{port}:80")
+    try:
+        _http_get(f"http://127.0.0.1:{port}/")
+        seen = netd.docker("exec", web, "wget", "-q", "-O-",
+                           f"http://{_bridge_gateway(netd)}:{port}/")
+        assert seen.stdout == f"hello {web}\n", seen.stderr
+    finally:
+        netd.docker("rm", "-f", web)

@@ -186,3 +186,10 @@ def test_embedded_dns_stand_in_and_resolv_conf(service: NetworkService,
     assert service._upstream({"Dns": ["192.0.2.53"]}) == [("192.0.2.53", 53)]
     text = resolv_conf({"Dns": ["192.0.2.53"], "DnsSearch": ["corp"]}, embedded_dns=True)
     assert text == "nameserver 127.0.0.11\nsearch corp\noptions ndots:0\n"
+
+
+def test_network_names_are_checked(service: NetworkService) -> None:
+    with pytest.raises(InvalidParameter, match="invalid name"):
+        service.create({"Name": "../escape"})
+    with pytest.raises(InvalidParameter, match="required"):
+        service.create({"Name": ""})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -43,6 +44,7 @@ PREDEFINED = ("bridge", "host", "none")
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 MTU_OPTION = "com.docker.network.driver.mtu"
 _PRIVATE = ("_Bridge", "_UserSubnet", "_Owned")
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
 
 def endpoint_settings(config: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -196,6 +198,9 @@ class NetworkService:
         name = str(body.get("Name") or "")
         if not name:
             raise InvalidParameter("network name is required")
+        if not _NAME.match(name):
+            raise InvalidParameter(f"invalid name \"{name}\": only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                                   "are allowed")
         driver = body.get("Driver") or "bridge"
         with self._lock:
             if any(r["Name"] == name for r in self._networks.values()):

@@ -14,13 +14,15 @@ import socket
 import struct
 
 NETLINK_ROUTE = 0
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR = 20
 RTM_NEWROUTE = 24
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER = 1, 3, 4, 10
-IFLA_LINKINFO, IFLA_NET_NS_FD = 18, 28
+IFLA_PROTINFO, IFLA_LINKINFO, IFLA_NET_NS_FD = 12, 18, 28
+IFLA_BRPORT_MODE = 4
+AF_BRIDGE = 7
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
@@ -145,6 +147,15 @@ class Netlink:
             attrs += _u32(IFLA_MTU, mtu)
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
                       _ifinfo(0, IFF_UP, IFF_UP) + attrs)
+
+    def set_hairpin(self, name: str) -> None:
+        """Hairpin mode on a bridge port: a container's packets to its own published port
+        (DNATed back to it) may leave by the port they came in."""
+        index = self.link_index(name)
+        assert index is not None
+        body = _IFINFO.pack(AF_BRIDGE, 0, index, 0, 0) + _attr(
+            IFLA_PROTINFO | NLA_F_NESTED, _attr(IFLA_BRPORT_MODE, b"\1"))
+        self._request(RTM_SETLINK, 0, body)
 
     def set_up(self, name: str) -> None:
         self._request(RTM_NEWLINK, 0, _ifinfo(0, IFF_UP, IFF_UP) + _text(IFLA_IFNAME, name))

@@ -135,6 +135,7 @@ def _plug(host: Netlink, inside: Netlink, endpoints: list[Endpoint]) -> None:
                 raise BridgeError(f"bridge {endpoint.bridge} does not exist")
             host.add_veth(endpoint.veth, endpoint.interface, own, endpoint.mac, master,
                           endpoint.mtu)
+            host.set_hairpin(endpoint.veth)
     finally:
         os.close(own)
     for endpoint in endpoints:
