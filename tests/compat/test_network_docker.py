@@ -559,3 +559,22 @@ def test_a_container_reaches_its_own_published_port_through_the_host(netd: Daemo
         assert seen.stdout == f"hello {web}\n", seen.stderr
     finally:
         netd.docker("rm", "-f", web)
+
+
+def test_ps_filters_by_network(netd: Daemon) -> None:
+    net = _name("psnet")
+    netd.docker("network", "create", net, check=True)
+    name = _name("psc")
+    netd.docker("create", "--name", name, "--network", net, IMAGE, "true", check=True)
+    try:
+        listed = netd.docker("ps", "-a", "--filter", f"network={net}", "--format",
+                             "{{.Names}}", check=True).stdout.split()
+        assert listed == [name]
+        network_id = json.loads(netd.docker("network", "inspect", net).stdout)[0]["Id"]
+        listed = netd.docker("ps", "-a", "--filter", f"network={network_id}", "--format",
+                             "{{.Names}}", check=True).stdout.split()
+        assert listed == [name]
+        assert netd.docker("ps", "-a", "--filter", "network=host", "-q").stdout == ""
+    finally:
+        netd.docker("rm", "-f", name)
+        netd.docker("network", "rm", net, check=True)

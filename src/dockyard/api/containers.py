@@ -385,6 +385,12 @@ def _container_matches(record: dict[str, Any], filters: Any) -> bool:
         if key == "ancestor" and not any(v in (record["Config"].get("Image"),
                                                record["Image"]) for v in values):
             return False
+        if key == "network":
+            networks = (record.get("NetworkSettings") or {}).get("Networks") or {}
+            known = set(networks) | {e.get("NetworkID") for e in networks.values()}
+            if not any(v in known or any(str(n or "").startswith(v) for n in known
+                                         if len(v) >= 12) for v in values):
+                return False
     return True
 
 
