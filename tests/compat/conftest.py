@@ -35,6 +35,7 @@ class Daemon:
         tag = uuid.uuid4().hex[:6]
         self.bridge = f"dyt{tag}"
         self.firewall_prefix = f"DYT{tag.upper()}"
+        self.extra_args: list[str] = []
         self.process: subprocess.Popen[bytes] | None = None
         self.log = root / "daemon.log"
 
@@ -51,7 +52,7 @@ class Daemon:
                  "--exec-root", str(self.exec_root), "--pidfile", str(self.pidfile),
                  "--cgroup-parent", self.cgroup_parent, "--config-file", str(config),
                  "--bridge", self.bridge, "--firewall-prefix", self.firewall_prefix,
-                 "--log-level", "debug"],
+                 "--log-level", "debug", *self.extra_args],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while not self.socket.exists():

@@ -578,3 +578,36 @@ def test_ps_filters_by_network(netd: Daemon) -> None:
     finally:
         netd.docker("rm", "-f", name)
         netd.docker("network", "rm", net, check=True)
+
+
+def test_daemon_without_iptables_or_default_bridge() -> None:
+    """--iptables=false: no chain is made (bridges still work); -b none: no default bridge,
+    containers get a loopback-only namespace and user networks still work."""
+    require_root()
+    root = Path(tempfile.mkdtemp(prefix="dynetopt"))
+    instance = Daemon(root)
+    instance.extra_args = ["--iptables=false"]
+    try:
+        instance.start()
+        instance.docker("load", "-i", str(FIXTURES / "fixture-docker20-save.tar"), check=True)
+        seen = instance.docker("run", "--rm", IMAGE, "ip", "-4", "-o", "addr", check=True)
+        assert " eth0 " in seen.stdout
+        saved = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+        assert instance.firewall_prefix not in saved
+        instance.stop()
+        instance.bridge = "none"
+        instance.start()
+        names = instance.docker("network", "ls", "--format", "{{.Name}}", check=True).stdout
+        assert names.split() == ["host", "none"]
+        links = instance.docker("run", "--rm", IMAGE, "ip", "-o", "link", check=True).stdout
+        assert "eth0" not in links and "lo:" in links
+        assert _inspect(instance, "--type", "image", IMAGE)   # the daemon still serves
+        instance.docker("network", "create", "--subnet", "10.213.25.0/24", "solo", check=True)
+        seen = instance.docker("run", "--rm", "--network", "solo", IMAGE, "ip", "-4", "-o",
+                               "addr", check=True)
+        assert "10.213.25.2/24" in seen.stdout
+        instance.docker("network", "rm", "solo", check=True)
+    finally:
+        instance.cleanup()
+        assert not networking_leftovers(instance.data_root, instance.bridge,
+                                        instance.firewall_prefix)

@@ -426,7 +426,7 @@ class NetworkService:
         if mode == "default":
             mode = "bridge" if self.default_bridge != "none" else "none"
             if "default" in endpoints:
-                endpoints["bridge"] = endpoints.pop("default")
+                endpoints[mode] = endpoints.pop("default")
         host_config["NetworkMode"] = mode
         if mode.startswith("container:"):
             self.containers.store.get(mode.partition(":")[2])
