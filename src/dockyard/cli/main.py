@@ -133,6 +133,15 @@ _GROUP_ONLY = {"ls": "List {}s", "list": "List {}s", "ps": "List {}s",
                "rm": "Remove one or more {}s", "df": "Show disk usage"}
 
 
+# Where a group's command says something else than the top-level command of that name.
+_GROUP_COMMAND_SUMMARIES = {
+    ("network", "create"): "Create a network",
+    ("network", "connect"): "Connect a container to a network",
+    ("network", "disconnect"): "Disconnect a container from a network",
+    ("network", "prune"): "Remove all unused networks",
+}
+
+
 def _group_help(group: str) -> str:
     summaries = {}
     for line in HELP.splitlines():
@@ -144,6 +153,7 @@ def _group_help(group: str) -> str:
         text = summaries.get(name, "")
         if name in _GROUP_ONLY:
             text = _GROUP_ONLY[name].format(group)
+        text = _GROUP_COMMAND_SUMMARIES.get((group, name), text)
         lines.append(f"  {name.ljust(10)}  {text}".rstrip())
     lines += ["", f"Run 'dockyard {group} COMMAND --help' for more information on a command.",
               ""]
