@@ -371,7 +371,8 @@ def test_names_and_aliases_resolve_on_a_user_network(netd: Daemon) -> None:
 def test_dockyard_network_commands_match_docker(netd: Daemon) -> None:
     name = _name("dynet")
     created = netd.dockyard("network", "create", "--subnet", "10.213.15.0/24", "--label",
-                            "k=v", name, check=True).stdout.strip()
+                            "k=v", "--aux-address", "gw2=10.213.15.250", name,
+                            check=True).stdout.strip()
     assert len(created) == 64
     for tool in (netd.docker, netd.dockyard):
         listing = tool("network", "ls", "--filter", f"name={name}", check=True).stdout
@@ -382,8 +383,9 @@ def test_dockyard_network_commands_match_docker(netd: Daemon) -> None:
     theirs = netd.docker("network", "ls", "--format", "{{.Name}} {{.IPv6}} {{.Internal}}",
                          "--filter", "label=k=v", check=True).stdout
     assert ours == theirs == f"{name} false false\n"
-    assert json.loads(netd.dockyard("network", "inspect", name, check=True).stdout) == \
-        json.loads(netd.docker("network", "inspect", name, check=True).stdout)
+    inspected = json.loads(netd.dockyard("network", "inspect", name, check=True).stdout)
+    assert inspected == json.loads(netd.docker("network", "inspect", name, check=True).stdout)
+    assert inspected[0]["IPAM"]["Config"][0]["AuxiliaryAddresses"] == {"gw2": "10.213.15.250"}
     container = _name("dyc")
     netd.docker("run", "-d", "--name", container, IMAGE, "sleep", "60", check=True)
     try:
@@ -611,3 +613,19 @@ def test_daemon_without_iptables_or_default_bridge() -> None:
         instance.cleanup()
         assert not networking_leftovers(instance.data_root, instance.bridge,
                                         instance.firewall_prefix)
+
+
+def test_two_networks_at_run_and_auxiliary_addresses(netd: Daemon) -> None:
+    first, second = _name("multi1"), _name("multi2")
+    netd.docker("network", "create", "--subnet", "10.213.27.0/24", "--aux-address",
+                "router=10.213.27.2", first, check=True)
+    netd.docker("network", "create", "--subnet", "10.213.28.0/24", second, check=True)
+    try:
+        seen = netd.docker("run", "--rm", "--network", first, "--network", second, IMAGE,
+                           "ip", "-4", "-o", "addr", check=True).stdout
+        assert "eth0" in seen and "10.213.27.3/24" in seen    # .2 is reserved
+        assert "eth1" in seen and "10.213.28.2/24" in seen
+        record = json.loads(netd.docker("network", "inspect", first).stdout)[0]
+        assert record["IPAM"]["Config"][0]["AuxiliaryAddresses"] == {"router": "10.213.27.2"}
+    finally:
+        netd.docker("network", "rm", first, second, check=True)

@@ -92,12 +92,23 @@ def create(ctx: Context, argv: list[str]) -> int:
                             "a corresponding subnet", 1)
     config = []
     for index, subnet in enumerate(opts.subnet):
-        entry = {"Subnet": subnet}
+        entry: dict[str, Any] = {"Subnet": subnet}
         if index < len(opts.ip_range):
             entry["IPRange"] = opts.ip_range[index]
         if index < len(opts.gateway):
             entry["Gateway"] = opts.gateway[index]
         config.append(entry)
+    if opts.aux_address:
+        import ipaddress
+
+        for item in opts.aux_address:
+            key, _, value = item.partition("=")
+            owner = next((e for e in config if ipaddress.ip_address(value) in
+                          ipaddress.ip_network(e["Subnet"], strict=False)), None)
+            if owner is None:
+                raise CommandFailed(f"Error response from daemon: no matching subnet for aux-"
+                                    f"address {value}", 1)
+            owner.setdefault("AuxiliaryAddresses", {})[key] = value
     body = {"Name": args[0], "Driver": opts.driver, "Internal": opts.internal,
             "Attachable": opts.attachable, "EnableIPv6": opts.ipv6,
             "IPAM": {"Driver": opts.ipam_driver, "Config": config,

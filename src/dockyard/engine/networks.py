@@ -260,6 +260,12 @@ class NetworkService:
                         raise InvalidParameter(f"IP range {ip_range} is not within subnet "
                                                f"{subnet}")
                     item["IPRange"] = str(ip_range)
+                aux = entry.get("AuxiliaryAddresses") or {}
+                if aux:
+                    # Reserved: never given to a container (--aux-address name=ip).
+                    item["AuxiliaryAddresses"] = {
+                        str(k): ipam.check_in(str(v), subnet, "auxiliary address")
+                        for k, v in aux.items()}
                 others.append(subnet)
                 result.append(item)
         except IpamError as e:
@@ -541,7 +547,8 @@ class NetworkService:
               if ipaddress.ip_network(c["Subnet"]).version == 4][0]
         subnet = ipaddress.ip_network(v4["Subnet"])
         taken = {v4["Gateway"]} | {e["IPv4Address"].partition("/")[0]
-                                   for e in network["Containers"].values()}
+                                   for e in network["Containers"].values()} | \
+            set((v4.get("AuxiliaryAddresses") or {}).values())
         wanted = (settings.get("IPAMConfig") or {}).get("IPv4Address")
         ip_range = ipaddress.ip_network(v4["IPRange"]) if v4.get("IPRange") else None
         address = ipam.allocate(subnet, taken, ip_range, wanted)
