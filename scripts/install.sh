@@ -8,7 +8,7 @@ cd "$here"
 
 packages=(busybox-static python3-venv libseccomp2 iproute2 procps
           runc crun podman conmon docker.io tini qemu-user-static
-          skopeo apache2-utils docker-registry)
+          skopeo apache2-utils docker-registry iptables)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

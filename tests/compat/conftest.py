@@ -31,6 +31,11 @@ class Daemon:
         self.exec_root = root / "exec"
         self.pidfile = root / "d.pid"
         self.cgroup_parent = f"/dockyard-test/daemon-{uuid.uuid4().hex[:8]}"
+        # Each test daemon has its own default bridge and firewall chains (see cleanup).
+        tag = uuid.uuid4().hex[:6]
+        self.bridge = f"dyt{tag}"
+        self.firewall_prefix = f"DYT{tag.upper()}"
+        self.extra_args: list[str] = []
         self.process: subprocess.Popen[bytes] | None = None
         self.log = root / "daemon.log"
 
@@ -46,7 +51,8 @@ class Daemon:
                 [str(BIN / "dockyardd"), "-H", self.host, "--data-root", str(self.data_root),
                  "--exec-root", str(self.exec_root), "--pidfile", str(self.pidfile),
                  "--cgroup-parent", self.cgroup_parent, "--config-file", str(config),
-                 "--log-level", "debug"],
+                 "--bridge", self.bridge, "--firewall-prefix", self.firewall_prefix,
+                 "--log-level", "debug", *self.extra_args],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while not self.socket.exists():
@@ -92,6 +98,43 @@ class Daemon:
         _stop_shim(self.exec_root)
         unmount_all_under(self.root)
         remove_cgroups(self.cgroup_parent)
+        remove_networking(self.data_root, self.bridge, self.firewall_prefix)
+
+
+def daemon_bridges(data_root: Path, default_bridge: str) -> list[str]:
+    """The bridge devices a daemon's networks use (the default one and user-defined)."""
+    import json
+
+    names = {default_bridge}
+    for path in (data_root / "network").glob("*.json"):
+        try:
+            names.add(json.loads(path.read_text()).get("_Bridge") or default_bridge)
+        except (OSError, ValueError):
+            continue
+    return sorted(n for n in names if n)
+
+
+def networking_leftovers(data_root: Path, bridge: str, prefix: str) -> list[str]:
+    """What a daemon's networking left on the host: bridges, firewall chains, netns."""
+    from dockyard.network import bridge as bridges
+
+    found = [f"bridge {n}" for n in daemon_bridges(data_root, bridge) if bridges.link_exists(n)]
+    saved = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    found += [f"iptables {line}" for line in saved.splitlines() if prefix in line]
+    mounts = Path("/proc/self/mountinfo").read_text()
+    found += [f"mount {line.split()[4]}" for line in mounts.splitlines()
+              if " nsfs " in line and str(data_root.parent) in line]
+    return found
+
+
+def remove_networking(data_root: Path, bridge: str, prefix: str) -> None:
+    """The safety net after a test daemon: its bridges and firewall chains go."""
+    from dockyard.network import Firewall
+    from dockyard.network import bridge as bridges
+
+    for name in daemon_bridges(data_root, bridge):
+        bridges.delete_link(name)
+    Firewall(prefix).teardown()
 
 
 def _stop_shim(exec_root: Path) -> None:

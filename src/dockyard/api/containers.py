@@ -44,9 +44,10 @@ def register(router: Router, engine: Engine) -> None:
         if not isinstance(body, dict):
             raise InvalidParameter("invalid JSON: the body must be an object")
         host_config = body.pop("HostConfig", None) or {}
-        body.pop("NetworkingConfig", None)
+        networking = body.pop("NetworkingConfig", None)
         record = await call(containers.create, request.query.get_str("name") or None, body,
-                            host_config, request.query.get_str("platform") or None)
+                            host_config, request.query.get_str("platform") or None,
+                            networking_config=networking)
         return json_response({"Id": record["Id"], "Warnings": []}, status=201)
 
     @router.route("GET", "/containers/json")
@@ -324,12 +325,26 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "Id": record["Id"], "Names": [record["Name"]], "Image": config.get("Image", ""),
         "ImageID": record["Image"], "Command": command,
-        "Created": int(parse_rfc3339(record["Created"])), "Ports": [],
+        "Created": int(parse_rfc3339(record["Created"])), "Ports": _port_summary(record),
         "Labels": config.get("Labels") or {}, "State": record["State"]["Status"],
         "Status": status_text(record["State"]),
         "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode", "default")},
-        "NetworkSettings": {"Networks": {}}, "Mounts": [],
+        "NetworkSettings": {"Networks": (record.get("NetworkSettings") or {}).get("Networks")
+                            or {}}, "Mounts": [],
     }
+
+
+def _port_summary(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """`ps`'s Ports: each published binding, and exposed ports that are not published."""
+    result: list[dict[str, Any]] = []
+    for key, bindings in ((record.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        port, _, proto = key.partition("/")
+        if not bindings:
+            result.append({"PrivatePort": int(port), "Type": proto or "tcp"})
+        for b in bindings or []:
+            result.append({"IP": b.get("HostIp") or "0.0.0.0", "PrivatePort": int(port),
+                           "PublicPort": int(b.get("HostPort") or 0), "Type": proto or "tcp"})
+    return result
 
 
 def inspect_view(record: dict[str, Any]) -> dict[str, Any]:
@@ -370,6 +385,12 @@ def _container_matches(record: dict[str, Any], filters: Any) -> bool:
         if key == "ancestor" and not any(v in (record["Config"].get("Image"),
                                                record["Image"]) for v in values):
             return False
+        if key == "network":
+            networks = (record.get("NetworkSettings") or {}).get("Networks") or {}
+            known = set(networks) | {e.get("NetworkID") for e in networks.values()}
+            if not any(v in known or any(str(n or "").startswith(v) for n in known
+                                         if len(v) >= 12) for v in values):
+                return False
     return True
 
 

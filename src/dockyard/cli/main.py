@@ -54,6 +54,11 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                "list": ("volume", "ls"), "inspect": ("volume", "inspect"),
                "rm": ("volume", "rm"), "remove": ("volume", "rm"),
                "prune": ("volume", "prune")},
+    "network": {"create": ("network", "create"), "ls": ("network", "ls"),
+                "list": ("network", "ls"), "inspect": ("network", "inspect"),
+                "rm": ("network", "rm"), "remove": ("network", "rm"),
+                "prune": ("network", "prune"), "connect": ("network", "connect"),
+                "disconnect": ("network", "disconnect")},
     "registry": {"serve": ("registry_server", "serve"),
                  "garbage-collect": ("registry_server", "garbage_collect")},
     "buildx": {"build": ("build", "buildx_build")},
@@ -61,7 +66,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
 }
 GROUP_SUMMARIES = {"container": "Manage containers", "image": "Manage images",
                    "system": "Manage Dockyard", "volume": "Manage volumes",
-                   "registry": "Run a registry server",
+                   "network": "Manage networks", "registry": "Run a registry server",
                    "buildx": "Build images (one per platform)", "builder": "Manage builds"}
 
 # Global options: (short, long, takes a value).
@@ -92,6 +97,7 @@ Management Commands:
   buildx      Build images (one per platform)
   container   Manage containers
   image       Manage images
+  network     Manage networks
   registry    Run a registry server
   system      Manage Dockyard
   volume      Manage volumes
@@ -145,6 +151,15 @@ _GROUP_ONLY = {"ls": "List {}s", "list": "List {}s", "ps": "List {}s",
                "serve": "Run a registry", "garbage-collect": "Remove unreferenced blobs"}
 
 
+# Where a group's command says something else than the top-level command of that name.
+_GROUP_COMMAND_SUMMARIES = {
+    ("network", "create"): "Create a network",
+    ("network", "connect"): "Connect a container to a network",
+    ("network", "disconnect"): "Disconnect a container from a network",
+    ("network", "prune"): "Remove all unused networks",
+}
+
+
 def _group_help(group: str) -> str:
     summaries = {}
     for line in HELP.splitlines():
@@ -158,6 +173,7 @@ def _group_help(group: str) -> str:
             text = _GROUP_ONLY[name].format(group)
         elif name == "create" and group != "container":
             text = f"Create a {group}"
+        text = _GROUP_COMMAND_SUMMARIES.get((group, name), text)
         lines.append(f"  {name.ljust(10)}  {text}".rstrip())
     lines += ["", f"Run 'dockyard {group} COMMAND --help' for more information on a command.",
               ""]

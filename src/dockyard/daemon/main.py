@@ -43,7 +43,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config-file", default=DEFAULT_CONFIG)
     parser.add_argument("--cgroup-parent", default=None,
                         help="parent cgroup of the containers' cgroups (default /dockyard)")
+    parser.add_argument("-b", "--bridge", default=None,
+                        help="the default bridge network's device (default dockyard0), or "
+                        "'none' for no default bridge")
+    parser.add_argument("--bip", default=None,
+                        help="the default bridge's address and prefix (e.g. 172.30.0.1/16)")
+    parser.add_argument("--iptables", default=None, type=_flag_bool, nargs="?", const=True,
+                        help="manage firewall rules (default true)")
+    parser.add_argument("--ip-forward", default=None, type=_flag_bool, nargs="?", const=True,
+                        help="enable net.ipv4.ip_forward (default true)")
+    parser.add_argument("--firewall-prefix", default=None,
+                        help="prefix of the daemon's iptables chains (default DOCKYARD), so "
+                        "that two daemons on one host do not share rules")
     return parser.parse_args(argv)
+
+
+def _flag_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes"):
+        return True
+    if text.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean value: {text}")
 
 
 def load_config(path: str, explicit: bool) -> dict[str, Any]:
@@ -87,6 +107,11 @@ def build_options(args: argparse.Namespace, config: dict[str, Any]) -> tuple[
         insecure_registries=list(config.get("insecure-registries") or []),
         registry_mirrors=list(config.get("registry-mirrors") or []),
         cgroup_parent=pick(args.cgroup_parent, "cgroup-parent", "/dockyard"),
+        bridge=pick(args.bridge, "bridge", "dockyard0") or "dockyard0",
+        bip=pick(args.bip, "bip", None),
+        iptables=bool(pick(args.iptables, "iptables", True)),
+        ip_forward=bool(pick(args.ip_forward, "ip-forward", True)),
+        firewall_prefix=pick(args.firewall_prefix, "firewall-prefix", "DOCKYARD"),
     )
     hosts = pick(args.host, "hosts", [DEFAULT_HOST])
     pidfile = pick(args.pidfile, "pidfile", None)
@@ -143,6 +168,7 @@ async def _serve(options: EngineOptions, hosts: list[str], pidfile: str | None) 
     from ..api import containers as container_routes
     from ..api import images as image_routes
     from ..api import monitor as monitor_routes
+    from ..api import networks as network_routes
     from ..api import system as system_routes
     from ..api import volumes as volume_routes
     from ..engine.engine import Engine
@@ -160,6 +186,7 @@ async def _serve(options: EngineOptions, hosts: list[str], pidfile: str | None) 
     monitor_routes.register(router, engine)
     volume_routes.register(router, engine)
     build_routes.register(router, engine)
+    network_routes.register(router, engine)
     server = ApiServer(router)
     for host in hosts:
         await server.listen(host)
@@ -172,6 +199,10 @@ async def _serve(options: EngineOptions, hosts: list[str], pidfile: str | None) 
     log.info("shutting down (containers keep running under the shim)")
     await server.shutdown(timeout=5)
     serving.cancel()
+    try:
+        await asyncio.wait_for(asyncio.to_thread(engine.shutdown), timeout=10)
+    except Exception:  # noqa: BLE001 - the daemon stops all the same
+        log.exception("engine shutdown")
     # Engine threads blocked in waits (wait, logs -f, attach) would hold asyncio.run's
     # executor shutdown forever; all state is on disk, so leave now.
     if pidfile:

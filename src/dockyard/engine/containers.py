@@ -68,6 +68,7 @@ class ContainerService:
         self.runtime_root = options.exec_root / "runtime"
         self.execs: Any = None  # the ExecService, which registers itself
         self.volumes: Any = None  # the VolumeService (the Engine sets it)
+        self.networks: Any = None  # the NetworkService (engine.py sets it)
         # Attach requests that arrived before start: each gets its shim stream between the
         # shim's create and start, so that not a byte of output is missed.
         self._pending_attach: dict[str, list[tuple[dict[str, bool], Any]]] = {}
@@ -127,7 +128,8 @@ class ContainerService:
     # -- lifecycle ------------------------------------------------------------------------
 
     def create(self, name: str | None, config: dict[str, Any], host_config: dict[str, Any],
-               platform: str | None = None) -> dict[str, Any]:
+               platform: str | None = None,
+               networking_config: dict[str, Any] | None = None) -> dict[str, Any]:
         image_ref = config.get("Image") or ""
         if not image_ref:
             raise InvalidParameter("Config.Image: an image is required")
@@ -162,6 +164,8 @@ class ContainerService:
         }
         if not merged.get("Hostname"):
             merged["Hostname"] = container_id[:12]
+        if self.networks is not None:
+            self.networks.prepare(record, networking_config)
         self._ensure_layers(image)
         layers = chain_ids([str(d) for d in image.diff_ids])
         self.store.add(record)
@@ -217,10 +221,16 @@ class ContainerService:
             emulation.ensure_for_container(directory)
             if not _is_mounted(rootfs):
                 self.snapshots.mount(container_id, rootfs)
+            sandbox = self.networks.attach(record) if self.networks is not None else None
             write_etc_files(directory, config.get("Hostname") or container_id[:12],
-                            config.get("Domainname") or "", host_config, [])
+                            config.get("Domainname") or "",
+                            {**host_config, "ExtraHosts": sandbox.extra_hosts}
+                            if sandbox else host_config,
+                            sandbox.addresses if sandbox else [],
+                            embedded_dns=bool(sandbox and sandbox.embedded_dns))
             paths = ContainerPaths(rootfs, directory / "hostname", directory / "hosts",
-                                   directory / "resolv.conf", _init_binary())
+                                   directory / "resolv.conf", _init_binary(),
+                                   netns=sandbox.netns if sandbox else None)
             paths.user_mounts = volume_attach.start(directory, record, rootfs, self.volumes)
             spec = build_spec(container_id, config, host_config, paths,
                               f"{self.options.cgroup_parent}/{container_id}")
@@ -291,6 +301,8 @@ class ContainerService:
             for _, deliver in self._pending_attach.pop(record["Id"], []):
                 deliver(None)
         record["State"].update(Error=message, ExitCode=exit_code_for_start_error(message))
+        if self.networks is not None:
+            self.networks.detach(record)
         self.store.save(record)
         try:
             self._request("delete", record["Id"], force=True)
@@ -402,6 +414,8 @@ class ContainerService:
             pass
         except EngineError:
             pass
+        if self.networks is not None:
+            self.networks.detach(record)
         rootfs = self.store.dir_of(container_id) / "rootfs"
         if _is_mounted(rootfs):
             self.snapshots.unmount(rootfs)
@@ -444,6 +458,9 @@ class ContainerService:
             self._request("delete", container_id, force=True)
         except EngineError:
             pass
+        if self.networks is not None:
+            self.networks.detach(record)
+            self.store.save(record)
         rootfs = self.store.dir_of(container_id) / "rootfs"
         if _is_mounted(rootfs):
             try:

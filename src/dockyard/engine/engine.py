@@ -10,6 +10,7 @@ from .containers import ContainerService
 from .events import EventBus
 from .execs import ExecService
 from .images import ImageService
+from .networks import NetworkService
 from .options import EngineOptions
 from .volumes import VolumeService
 
@@ -27,6 +28,8 @@ class Engine:
         self.volumes = VolumeService(options.data_root / "volumes", self.events,
                                      lambda: users_by_volume(self.containers.store.all()))
         self.containers.volumes = self.volumes
+        self.networks = NetworkService(options, self.containers, self.events)
+        self.containers.networks = self.networks
 
     def restore(self) -> None:
         """At daemon start: if a shim from before runs, reconnect (and learn what exited
@@ -44,3 +47,8 @@ class Engine:
                         from .timefmt import rfc3339_now
 
                         self.containers._finish(record, 255, rfc3339_now())
+        self.networks.restore()
+
+    def shutdown(self) -> None:
+        """At a clean daemon stop: what only running containers need goes if none runs."""
+        self.networks.shutdown()

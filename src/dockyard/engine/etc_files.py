@@ -16,11 +16,11 @@ _DEFAULT_DNS = ("8.8.8.8", "8.8.4.4")  # Docker's fallback when the host has non
 
 
 def write_etc_files(directory: Path, hostname: str, domainname: str, host_config: dict[str, Any],
-                    addresses: list[str]) -> None:
+                    addresses: list[str], embedded_dns: bool = False) -> None:
     write_atomic(directory / "hostname", hostname + "\n")
     write_atomic(directory / "hosts", hosts_file(hostname, domainname,
                                                  host_config.get("ExtraHosts") or [], addresses))
-    write_atomic(directory / "resolv.conf", resolv_conf(host_config))
+    write_atomic(directory / "resolv.conf", resolv_conf(host_config, embedded_dns))
 
 
 def hosts_file(hostname: str, domainname: str, extra_hosts: list[str],
@@ -44,7 +44,7 @@ def hosts_file(hostname: str, domainname: str, extra_hosts: list[str],
     return "\n".join(lines) + "\n"
 
 
-def resolv_conf(host_config: dict[str, Any]) -> str:
+def resolv_conf(host_config: dict[str, Any], embedded_dns: bool = False) -> str:
     source = _host_resolv_conf()
     nameservers = [line.split()[1] for line in source.splitlines()
                    if line.startswith("nameserver") and len(line.split()) > 1]
@@ -59,6 +59,12 @@ def resolv_conf(host_config: dict[str, Any]) -> str:
         nameservers = list(_DEFAULT_DNS)
     search = list(host_config.get("DnsSearch") or (searches[-1] if searches else []))
     option = list(host_config.get("DnsOptions") or (options[-1] if options else []))
+    if embedded_dns:
+        # User-defined networks: the daemon's DNS server answers inside the container and
+        # forwards the rest to `nameservers` (Docker's 127.0.0.11, ndots:0).
+        nameservers = ["127.0.0.11"]
+        if not host_config.get("DnsOptions"):
+            option = ["ndots:0", *[o for o in option if not o.startswith("ndots:")]]
     lines = [f"nameserver {ns}" for ns in nameservers]
     if search:
         lines.append("search " + " ".join(search))

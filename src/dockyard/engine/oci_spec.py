@@ -41,7 +41,8 @@ class ContainerPaths:
     """Where the engine keeps one container's files on the host."""
 
     def __init__(self, rootfs: Path, hostname_file: Path, hosts_file: Path,
-                 resolv_conf: Path, init_binary: Path | None) -> None:
+                 resolv_conf: Path, init_binary: Path | None,
+                 netns: str | None = None) -> None:
         self.rootfs = rootfs
         self.hostname_file = hostname_file
         self.hosts_file = hosts_file
@@ -50,6 +51,7 @@ class ContainerPaths:
         # The container's resolved mount points (volumes with their paths), as OCI mounts;
         # None: the binds and tmpfs mounts of host_config.
         self.user_mounts: list[dict[str, Any]] | None = None
+        self.netns = netns  # a network namespace to join (the daemon's sandbox)
 
 
 def all_capabilities() -> list[str]:
@@ -117,7 +119,7 @@ def build_spec(container_id: str, config: dict[str, Any], host_config: dict[str,
         process["capabilities"]["effective"] = []
         process["capabilities"]["permitted"] = []
     linux: dict[str, Any] = {
-        "namespaces": _namespaces(host_config),
+        "namespaces": _namespaces(host_config, paths.netns),
         "cgroupsPath": cgroups_path,
         "resources": _resources(host_config, privileged),
         "devices": _devices(host_config, privileged),
@@ -140,6 +142,10 @@ def build_spec(container_id: str, config: dict[str, Any], host_config: dict[str,
     }
     if config.get("Domainname"):
         spec["domainname"] = config["Domainname"]
+    if not any(ns["type"] == "uts" for ns in linux["namespaces"]):
+        # --network host: the host's UTS namespace, whose name the container must not set.
+        spec.pop("hostname", None)
+        spec.pop("domainname", None)
     return spec
 
 
@@ -188,13 +194,17 @@ def _rlimits(ulimits: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
-def _namespaces(host_config: dict[str, Any]) -> list[dict[str, str]]:
+def _namespaces(host_config: dict[str, Any],
+                netns: str | None = None) -> list[dict[str, str]]:
     namespaces = [{"type": "mount"}, {"type": "uts"}]
     mode = host_config.get("NetworkMode") or "default"
     if mode == "host":
         namespaces.pop()  # the host's hostname too, as Docker does with --network host
+    elif netns:
+        namespaces.append({"type": "network", "path": netns})
     elif mode.startswith("container:"):
-        raise InvalidParameter("--network container:<name> is not supported yet")
+        raise InvalidParameter("--network container:<name>: that container has no network "
+                               "namespace")
     else:
         namespaces.append({"type": "network"})
     namespaces += _shared_or_new("pid", host_config.get("PidMode") or "")

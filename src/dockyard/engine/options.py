@@ -14,7 +14,9 @@ class EngineOptions:
                  runtimes: dict[str, str] | None = None, log_max_size: int = 10 << 20,
                  log_max_files: int = 3, cgroup_parent: str = "/dockyard",
                  insecure_registries: list[str] | None = None,
-                 registry_mirrors: list[str] | None = None) -> None:
+                 registry_mirrors: list[str] | None = None, bridge: str = "dockyard0",
+                 bip: str | None = None, iptables: bool = True, ip_forward: bool = True,
+                 firewall_prefix: str = "DOCKYARD") -> None:
         self.data_root = data_root
         self.exec_root = exec_root
         self.default_runtime = runtime
@@ -25,6 +27,13 @@ class EngineOptions:
         self.cgroup_parent = cgroup_parent
         self.insecure_registries = insecure_registries or []
         self.registry_mirrors = registry_mirrors or []
+        # Networking (dockerd's --bridge/-b, --bip, --iptables, --ip-forward); the prefix
+        # of the firewall chains lets two daemons share a host.
+        self.bridge = bridge
+        self.bip = bip
+        self.iptables = iptables
+        self.ip_forward = ip_forward
+        self.firewall_prefix = firewall_prefix
 
     def runtime_path(self, name: str | None) -> str:
         """The binary for a runtime name (default: the daemon's --runtime)."""

@@ -1,1 +1,19 @@
-"""Networking: bridge driver, IPAM, firewall chains, port publishing, embedded DNS."""
+"""Networking: bridge driver, IPAM, firewall chains, port publishing, embedded DNS.
+
+What the engine uses:
+- bridge: `ensure_bridge`, `delete_link`, `link_exists`, `Endpoint`, `create_sandbox`,
+  `plug`, `unplug`, `remove_sandbox`, `sandbox_exists`, `enable_ip_forward` (netlink,
+  in-process; a sandbox is a network namespace bound at a path under the exec root)
+- ipam: subnet choice and address allocation (pure)
+- firewall: `Firewall`, `BridgeRules`, `PortRule` (our own iptables chains, rebuilt whole)
+- ports: `wanted_bindings`, `choose`, `ports_view`, `Binding`
+"""
+
+from . import bridge, firewall, ipam, ports
+from .bridge import BridgeError, Endpoint
+from .firewall import BridgeRules, Firewall, FirewallError, PortRule
+from .ipam import IpamError
+from .ports import Binding, PortError
+
+__all__ = ["Binding", "BridgeError", "BridgeRules", "Endpoint", "Firewall", "FirewallError",
+           "IpamError", "PortError", "PortRule", "bridge", "firewall", "ipam", "ports"]
