@@ -7,7 +7,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
 packages=(busybox-static python3-venv libseccomp2 iproute2 procps
-          runc crun podman conmon docker.io tini)
+          runc crun podman conmon docker.io tini
+          docker-registry apache2-utils skopeo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -20,6 +21,12 @@ fi
 # Debian's docker.io starts dockerd on its default socket; the tests start their own.
 if command -v systemctl >/dev/null && systemctl is-active -q docker 2>/dev/null; then
   systemctl stop docker docker.socket containerd >/dev/null 2>&1 || true
+fi
+# Debian's docker-registry serves on :5000 as a service; the tests start their own.
+if command -v systemctl >/dev/null && systemctl is-active -q docker-registry 2>/dev/null; then
+  systemctl disable --now docker-registry >/dev/null 2>&1 || true
+elif [ -x /etc/init.d/docker-registry ]; then
+  /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
 fi
 
 # The system interpreter, not a pyenv shim: entry points start ~200 ms faster.

@@ -88,7 +88,9 @@ def register(router: Router, engine: Engine) -> None:
     async def create_image(request: Request) -> StreamingResponse:
         query = request.query
         if query.get_str("fromImage"):
-            raise NotSupported("pulling is not supported yet")
+            from .images import pull_response
+
+            return await pull_response(request, engine)
         source = query.get_str("fromSrc")
         if not source:
             raise InvalidParameter("either fromImage or fromSrc is required")

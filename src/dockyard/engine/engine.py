@@ -6,6 +6,7 @@ import os
 
 from ..snapshot import Snapshotter
 from .containers import ContainerService
+from .distribution import DistributionService
 from .events import EventBus
 from .execs import ExecService
 from .images import ImageService
@@ -22,6 +23,7 @@ class Engine:
         self.snapshots = Snapshotter(options.data_root / "snapshot")
         self.containers = ContainerService(options, self.images, self.snapshots, self.events)
         self.execs = ExecService(self.containers)
+        self.distribution = DistributionService(options, self.images, self.snapshots)
 
     def restore(self) -> None:
         """At daemon start: if a shim from before runs, reconnect (and learn what exited

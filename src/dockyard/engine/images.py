@@ -117,6 +117,13 @@ class ImageService:
                 return matches.pop()
         return None
 
+    def target_of(self, name: str) -> str | None:
+        """The target digest a full reference names, if any (pull and push)."""
+        return self._names.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._names)
+
     def names_of(self, target_digest: str) -> list[str]:
         return sorted(name for name, digest in self._names.items() if digest == target_digest)
 
@@ -243,8 +250,8 @@ class ImageService:
         return {
             "Id": str(image.id),
             "ParentId": "",
-            "RepoTags": [parse_reference(n).familiar() for n in names],
-            "RepoDigests": [f"{parse_reference(n).familiar_name}@{target}" for n in names],
+            "RepoTags": [parse_reference(n).familiar() for n in names if "@" not in n],
+            "RepoDigests": _repo_digests(names, target),
             "Created": int(parse_rfc3339(config.created or "") or self.created(target)),
             "Size": self.size(image),
             "SharedSize": -1,
@@ -260,8 +267,8 @@ class ImageService:
         names = self.names_of(target)
         return {
             "Id": str(image.id),
-            "RepoTags": [parse_reference(n).familiar() for n in names],
-            "RepoDigests": [f"{parse_reference(n).familiar_name}@{target}" for n in names],
+            "RepoTags": [parse_reference(n).familiar() for n in names if "@" not in n],
+            "RepoDigests": _repo_digests(names, target),
             "Parent": "",
             "Comment": raw.get("comment", ""),
             "Created": raw.get("created", ""),
@@ -292,3 +299,10 @@ class ImageService:
         if entries:
             entries[0]["Id"] = str(image.id)
         return entries
+
+
+def _repo_digests(names: list[str], target: str) -> list[str]:
+    """repo@digest for each repository the image is named in (a name pinned by digest,
+    as a pull by digest records it, counts once)."""
+    found = {f"{parse_reference(n).familiar_name}@{target}" for n in names}
+    return sorted(found)
