@@ -163,6 +163,9 @@ class ImageService:
             digest = str(target.digest)
             if digest not in self._records:
                 self._records[digest] = ImageRecord(target, time.time())
+            # A pull may have added a platform to an index: resolve it again.
+            self._resolved = {k: v for k, v in self._resolved.items()
+                              if not k.startswith(digest)}
             if name:
                 self._retarget(name, digest)
             self._save_records()

@@ -1,0 +1,265 @@
+"""Pull and push against Debian's docker-registry (distribution 2.8) on 127.0.0.1, with
+the dockyard CLI, the docker CLI 28 and docker-py talking to a temporary dockyardd."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.compat.conftest import FIXTURES, Daemon
+from tests.distribution_images import make_oci_layout
+from tests.distribution_registry import Registry
+
+FIXTURE = "dockyard-fixture:1.0"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    instance = Registry(tmp_path_factory.mktemp("registry")).start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    assert shutil.which("htpasswd"), "htpasswd (apache2-utils) is needed"
+    instance = Registry(tmp_path_factory.mktemp("registry-auth"),
+                        users={"alice": "s3cret"}).start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "docker-config"
+    directory.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(directory))
+    return directory
+
+
+def _name(registry: Registry, repo: str) -> str:
+    return f"{registry.host}/{repo}-{uuid.uuid4().hex[:8]}"
+
+
+def _skopeo(*args: str) -> None:
+    assert shutil.which("skopeo"), "skopeo is needed"
+    subprocess.run(["skopeo", *args], check=True, capture_output=True, timeout=120)
+
+
+def _inspect(daemon: Daemon, ref: str) -> dict:
+    return json.loads(daemon.docker("image", "inspect", ref, check=True).stdout)[0]
+
+
+def test_dockyard_push_then_pull_by_tag_and_digest(daemon: Daemon, registry: Registry) -> None:
+    name = _name(registry, "fixture")
+    daemon.docker("tag", FIXTURE, f"{name}:1.0", check=True)
+    pushed = daemon.dockyard("push", f"{name}:1.0", check=True).stdout
+    assert f"The push refers to repository [{name}]" in pushed
+    assert "Pushed" in pushed
+    digest_line = pushed.strip().splitlines()[-1]
+    assert digest_line.startswith("1.0: digest: sha256:") and " size: " in digest_line
+    digest = digest_line.split()[2]
+    # The registry holds the very manifest the image has here.
+    assert f"{name}@{digest}" in _inspect(daemon, f"{name}:1.0")["RepoDigests"]
+    again = daemon.dockyard("push", f"{name}:1.0", check=True).stdout
+    assert "Layer already exists" in again and "Pushed" not in again
+
+    daemon.docker("rmi", f"{name}:1.0", check=True)
+    pulled = daemon.dockyard("pull", f"{name}:1.0", check=True).stdout
+    repo_path = name.split("/", 1)[1]
+    assert f"1.0: Pulling from {repo_path}" in pulled
+    assert f"Digest: {digest}" in pulled
+    assert f"Status: Downloaded newer image for {name}:1.0" in pulled
+    assert pulled.strip().endswith(f"{name}:1.0")
+    up_to_date = daemon.dockyard("pull", f"{name}:1.0", check=True).stdout
+    assert f"Status: Image is up to date for {name}:1.0" in up_to_date
+    run = daemon.docker("run", "--rm", f"{name}:1.0", check=True)
+    assert run.stdout == "hello from fixture\n"
+
+    by_digest = daemon.dockyard("pull", f"{name}@{digest}", check=True).stdout
+    assert f"{digest}: Pulling from {repo_path}" in by_digest
+    assert f"{name}@{digest}" in _inspect(daemon, f"{name}@{digest}")["RepoDigests"]
+    quiet = daemon.dockyard("pull", "-q", f"{name}:1.0", check=True).stdout
+    assert quiet == f"{name}:1.0\n"
+    daemon.docker("rmi", f"{name}:1.0", f"{name}@{digest}")
+
+
+def test_docker_cli_push_pull_and_cross_repository_mount(daemon: Daemon,
+                                                         registry: Registry) -> None:
+    first, second = _name(registry, "cli"), _name(registry, "cli")
+    daemon.docker("tag", FIXTURE, f"{first}:v1", check=True)
+    pushed = daemon.docker("push", f"{first}:v1", check=True).stdout
+    assert "v1: digest: sha256:" in pushed
+    daemon.docker("tag", FIXTURE, f"{second}:v1", check=True)
+    mounted = daemon.docker("push", f"{second}:v1", check=True).stdout
+    assert "Mounted from " in mounted and "Pushed" not in mounted, mounted
+    daemon.docker("rmi", f"{first}:v1", f"{second}:v1", check=True)
+    pulled = daemon.docker("pull", f"{second}:v1", check=True)
+    assert f"Status: Downloaded newer image for {second}:v1" in pulled.stdout
+    missing = daemon.docker("pull", f"{second}:nope")
+    assert missing.returncode == 1
+    assert (f"Error response from daemon: manifest for {second}:nope not found: "
+            "manifest unknown: manifest unknown") in missing.stderr
+    daemon.docker("rmi", f"{second}:v1")
+
+
+def test_docker_py_push_and_pull(daemon: Daemon, registry: Registry) -> None:
+    import docker
+
+    name = _name(registry, "py")
+    client = docker.DockerClient(base_url=daemon.host)
+    try:
+        client.images.get(FIXTURE).tag(name, "t1")
+        lines = list(client.images.push(name, "t1", stream=True, decode=True))
+        assert any(line.get("status") in ("Pushed", "Layer already exists")
+                   or line.get("status", "").startswith("Mounted from") for line in lines)
+        assert not any("error" in line for line in lines)
+        client.images.remove(f"{name}:t1")
+        image = client.images.pull(name, tag="t1")
+        assert f"{name}:t1" in image.tags
+        client.images.remove(f"{name}:t1")
+    finally:
+        client.close()
+
+
+def test_pull_platform_of_a_multi_arch_index(daemon: Daemon, registry: Registry) -> None:
+    name = _name(registry, "multi")
+    _skopeo("copy", "--all", "--dest-tls-verify=false",
+            f"oci-archive:{FIXTURES / 'fixture-multiarch-oci.tar'}", f"docker://{name}:1.0")
+    daemon.dockyard("pull", "--platform", "linux/arm64", f"{name}:1.0", check=True)
+    arm = _inspect(daemon, f"{name}:1.0")
+    assert (arm["Architecture"], arm.get("Variant")) == ("arm64", "v8")
+    daemon.docker("pull", "--platform", "linux/amd64", f"{name}:1.0", check=True)
+    amd = _inspect(daemon, f"{name}:1.0")
+    assert amd["Architecture"] == "amd64"
+    # Both point at the index: the digest a registry gives the name.
+    assert arm["RepoDigests"] == amd["RepoDigests"]
+    assert daemon.docker("run", "--rm", f"{name}:1.0", check=True).stdout == "x86_64\n"
+    wrong = daemon.dockyard("pull", "--platform", "linux/s390x", f"{name}:1.0")
+    assert wrong.returncode != 0 and "no matching manifest for linux/s390x" in wrong.stderr
+    daemon.docker("rmi", f"{name}:1.0")
+
+
+def test_basic_auth_login_push_pull_logout(daemon: Daemon, auth_registry: Registry,
+                                           docker_config: Path) -> None:
+    name = _name(auth_registry, "auth")
+    daemon.docker("tag", FIXTURE, f"{name}:1", check=True)
+    refused = daemon.dockyard("push", f"{name}:1")
+    assert refused.returncode != 0 and "no basic auth credentials" in refused.stderr
+    wrong = daemon.dockyard("login", "-u", "alice", "--password-stdin", auth_registry.host)
+    assert wrong.returncode != 0
+    bad = subprocess.run([str(Path(os.sys.executable).parent / "dockyard"), "-H", daemon.host,
+                          "login", "-u", "alice", "--password-stdin", auth_registry.host],
+                         input="wrong\n", capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "401 Unauthorized" in bad.stderr
+    assert not (docker_config / "config.json").exists()
+    good = daemon.docker("login", "-u", "alice", "--password-stdin", auth_registry.host,
+                         input="s3cret\n")
+    assert good.returncode == 0 and "Login Succeeded" in good.stdout, good.stderr
+    auths = json.loads((docker_config / "config.json").read_text())["auths"]
+    assert auths[auth_registry.host]["auth"] == "YWxpY2U6czNjcmV0"  # alice:s3cret
+    assert "Pushed" in daemon.dockyard("push", f"{name}:1", check=True).stdout
+    daemon.docker("rmi", f"{name}:1", check=True)
+    assert "Downloaded newer image" in daemon.docker("pull", f"{name}:1", check=True).stdout
+    out = daemon.dockyard("logout", auth_registry.host, check=True).stdout
+    assert out == f"Removing login credentials for {auth_registry.host}\n"
+    assert json.loads((docker_config / "config.json").read_text())["auths"] == {}
+    daemon.docker("rmi", f"{name}:1")
+    anonymous = daemon.dockyard("pull", f"{name}:1")
+    assert anonymous.returncode == 1 and "no basic auth credentials" in anonymous.stderr
+
+
+def test_corrupted_blob_is_refused_and_the_pull_resumes(daemon: Daemon, registry: Registry,
+                                                        tmp_path: Path) -> None:
+    name = _name(registry, "corrupt")
+    layout = make_oci_layout(tmp_path / "oci", "v1", [
+        {"data/one": os.urandom(300_000)}, {"data/two": os.urandom(200_000)}])
+    _skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{name}:v1")
+    request = urllib.request.Request(
+        f"http://{name.split('/')[0]}/v2/{name.split('/', 1)[1]}/manifests/v1",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        manifest = json.loads(response.read())
+    last = manifest["layers"][-1]["digest"].partition(":")[2]
+    data = registry.storage / "docker/registry/v2/blobs/sha256" / last[:2] / last / "data"
+    original = data.read_bytes()
+    data.write_bytes(original[:-10] + b"X" * 10)
+    failed = daemon.dockyard("pull", f"{name}:v1")
+    assert failed.returncode == 1
+    assert f"filesystem layer verification failed for digest sha256:{last}" in failed.stderr
+    assert daemon.docker("image", "inspect", f"{name}:v1").returncode != 0
+    content = daemon.data_root / "image" / "content" / "blobs" / "sha256"
+    assert not (content / last).exists()
+    assert not list((daemon.data_root / "image" / "content" / "ingest").iterdir())
+    data.write_bytes(original)
+    resumed = daemon.dockyard("pull", f"{name}:v1", check=True).stdout
+    lines = resumed.splitlines()
+    # Only the layer that failed is downloaded again.
+    assert [line for line in lines if "Verifying Checksum" in line] == [
+        f"{last[:12]}: Verifying Checksum"]
+    assert "Status: Downloaded newer image" in resumed
+    daemon.docker("rmi", f"{name}:v1")
+
+
+def test_run_pulls_a_missing_image(daemon: Daemon, registry: Registry) -> None:
+    name = _name(registry, "run")
+    daemon.docker("tag", FIXTURE, f"{name}:1.0", check=True)
+    daemon.dockyard("push", f"{name}:1.0", check=True)
+    daemon.docker("rmi", f"{name}:1.0", check=True)
+    never = daemon.dockyard("run", "--rm", "--pull", "never", f"{name}:1.0")
+    assert never.returncode == 125 and "No such image" in never.stderr
+    run = daemon.dockyard("run", "--rm", f"{name}:1.0", check=True)
+    assert run.stdout == "hello from fixture\n"
+    assert f"Unable to find image '{name}:1.0' locally" in run.stderr
+    assert "Status: Downloaded newer image" in run.stderr
+    docker_run = daemon.docker("run", "--rm", "--pull", "always", f"{name}:1.0", check=True)
+    assert "Status: Image is up to date" in docker_run.stderr
+    daemon.docker("rmi", f"{name}:1.0")
+
+
+def test_push_all_tags_and_pull_all_tags(daemon: Daemon, registry: Registry) -> None:
+    name = _name(registry, "tags")
+    for tag in ("a", "b"):
+        daemon.docker("tag", FIXTURE, f"{name}:{tag}", check=True)
+    pushed = daemon.dockyard("push", "--all-tags", name, check=True).stdout
+    assert "a: digest: sha256:" in pushed and "b: digest: sha256:" in pushed
+    daemon.docker("rmi", f"{name}:a", f"{name}:b", check=True)
+    pulled = daemon.dockyard("pull", "--all-tags", name, check=True).stdout
+    assert "a: Pulling from" in pulled and "b: Pulling from" in pulled
+    tags = [tag for tag in _inspect(daemon, f"{name}:a")["RepoTags"] if tag.startswith(name)]
+    assert sorted(tags) == [f"{name}:a", f"{name}:b"]
+    daemon.docker("rmi", f"{name}:a", f"{name}:b")
+
+
+def test_distribution_inspect_and_manifest_inspect(daemon: Daemon, registry: Registry) -> None:
+    name = _name(registry, "dist")
+    daemon.docker("tag", FIXTURE, f"{name}:1", check=True)
+    daemon.dockyard("push", f"{name}:1", check=True)
+    import docker
+
+    client = docker.DockerClient(base_url=daemon.host)
+    try:
+        data = client.images.get_registry_data(f"{name}:1")
+        assert data.id.startswith("sha256:")
+        assert data.has_platform("linux/amd64")
+    finally:
+        client.close()
+    shown = json.loads(daemon.dockyard("manifest", "inspect", f"{name}:1", check=True).stdout)
+    assert shown["schemaVersion"] == 2 and len(shown["layers"]) == 5
+    verbose = json.loads(daemon.dockyard("manifest", "inspect", "--verbose", f"{name}:1",
+                                         check=True).stdout)
+    assert verbose["Ref"] == f"{name}:1"
+    assert verbose["Descriptor"]["digest"] == data.id
+    daemon.docker("rmi", f"{name}:1")
