@@ -263,3 +263,47 @@ def test_distribution_inspect_and_manifest_inspect(daemon: Daemon, registry: Reg
     assert verbose["Ref"] == f"{name}:1"
     assert verbose["Descriptor"]["digest"] == data.id
     daemon.docker("rmi", f"{name}:1")
+
+
+_FAKE_HELPER = """#!/bin/sh
+# A credential helper keeping one JSON file per server in $FAKE_HELPER_DIR.
+dir="$FAKE_HELPER_DIR"
+input=$(cat)
+case "$1" in
+  store) server=$(printf '%s' "$input" | sed 's/.*"ServerURL": *"\\([^"]*\\)".*/\\1/')
+         printf '%s' "$input" > "$dir/$(printf '%s' "$server" | tr ':/' '__')" ;;
+  get)   file="$dir/$(printf '%s' "$input" | tr ':/' '__')"
+         if [ -f "$file" ]; then cat "$file"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) rm -f "$dir/$(printf '%s' "$input" | tr ':/' '__')" ;;
+esac
+"""
+
+
+def test_login_through_a_credential_helper(daemon: Daemon, auth_registry: Registry,
+                                           docker_config: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir, store = tmp_path / "bin", tmp_path / "store"
+    bin_dir.mkdir()
+    store.mkdir()
+    helper = bin_dir / "docker-credential-fake"
+    helper.write_text(_FAKE_HELPER)
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_HELPER_DIR", str(store))
+    (docker_config / "config.json").write_text(json.dumps({"credsStore": "fake"}))
+    login = subprocess.run([str(Path(os.sys.executable).parent / "dockyard"), "-H",
+                            daemon.host, "login", "-u", "alice", "--password-stdin",
+                            auth_registry.host], input="s3cret\n", capture_output=True,
+                           text=True, timeout=60)
+    assert login.returncode == 0, login.stderr
+    config = json.loads((docker_config / "config.json").read_text())
+    assert config["auths"] == {auth_registry.host: {}}
+    kept = json.loads((store / auth_registry.host.replace(":", "_")).read_text())
+    assert (kept["Username"], kept["Secret"]) == ("alice", "s3cret")
+    name = _name(auth_registry, "helper")
+    daemon.docker("tag", FIXTURE, f"{name}:1", check=True)
+    assert "digest: sha256:" in daemon.dockyard("push", f"{name}:1", check=True).stdout
+    daemon.dockyard("logout", auth_registry.host, check=True)
+    assert not list(store.iterdir())
+    assert json.loads((docker_config / "config.json").read_text())["auths"] == {}
+    daemon.docker("rmi", f"{name}:1")

@@ -232,6 +232,10 @@ def register_distribution(router: Router, engine: Engine) -> None:
 
     @router.route("GET", "/distribution/{name:path}/json")
     async def distribution_inspect(request: Request) -> Response:
+        if request.query.get_bool("manifests", False):
+            # Dockyard's own addition, for `dockyard manifest inspect`: the documents.
+            return json_response(await call(engine.distribution.manifests,
+                                            request.params["name"], _credentials(request)))
         return json_response(await call(engine.distribution.inspect, request.params["name"],
                                         _credentials(request)))
 

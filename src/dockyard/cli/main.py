@@ -48,9 +48,11 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
               "pull": ("image", "pull"), "push": ("image", "push")},
     "system": {"df": ("system", "df"), "info": ("system", "info"),
                "events": ("system", "events")},
+    "manifest": {"inspect": ("manifest", "inspect")},
 }
 GROUP_SUMMARIES = {"container": "Manage containers", "image": "Manage images",
-                   "system": "Manage Dockyard"}
+                   "system": "Manage Dockyard",
+                   "manifest": "Manage Docker image manifests and manifest lists"}
 
 # Global options: (short, long, takes a value).
 _GLOBAL = {"-H": "host", "--host": "host", "--config": "config", "-c": "context",

@@ -322,12 +322,26 @@ class DistributionService:
 
         return self._attempt(ref, credentials, fetch)
 
-    def manifest(self, name: str, credentials: Credentials) -> dict[str, Any]:
-        """The raw manifest or index of `name` (for `manifest inspect`), as JSON."""
+    def manifests(self, name: str, credentials: Credentials) -> dict[str, Any]:
+        """`manifest inspect`: the document `name` has in the registry ("Raw", base64),
+        and for an index each platform manifest too ("Manifests")."""
         ref = _parse(name).with_default_tag()
-        data, descriptor = self._attempt(
-            ref, credentials, lambda c: get_manifest(c, ref.path, ref.digest or ref.tag or ""))
-        return {"Descriptor": descriptor.to_json(), "Raw": data.decode()}
+        reference = ref.digest or ref.tag or "latest"
+
+        def fetch(client: RegistryClient) -> dict[str, Any]:
+            data, descriptor = get_manifest(client, ref.path, reference)
+            result: dict[str, Any] = {"Ref": str(ref), "Descriptor": descriptor.to_json(),
+                                      "Raw": base64.b64encode(data).decode(),
+                                      "Manifests": []}
+            if mediatypes.is_index(descriptor.media_type):
+                for child in parse_index(data, descriptor.media_type).manifests:
+                    child_data, _ = get_manifest(client, ref.path, str(child.digest))
+                    result["Manifests"].append({
+                        "Ref": f"{ref.name}@{child.digest}", "Descriptor": child.to_json(),
+                        "Raw": base64.b64encode(child_data).decode()})
+            return result
+
+        return self._attempt(ref, credentials, fetch)
 
 
 class _Handler:
