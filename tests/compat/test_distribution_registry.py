@@ -273,7 +273,8 @@ case "$1" in
   store) server=$(printf '%s' "$input" | sed 's/.*"ServerURL": *"\\([^"]*\\)".*/\\1/')
          printf '%s' "$input" > "$dir/$(printf '%s' "$server" | tr ':/' '__')" ;;
   get)   file="$dir/$(printf '%s' "$input" | tr ':/' '__')"
-         if [ -f "$file" ]; then cat "$file"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+         [ -f "$file" ] || { echo "credentials not found in native keychain"; exit 1; }
+         cat "$file" ;;
   erase) rm -f "$dir/$(printf '%s' "$input" | tr ':/' '__')" ;;
 esac
 """
