@@ -21,10 +21,11 @@ def free_port() -> int:
 
 
 class Registry:
-    def __init__(self, root: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(self, root: Path, users: dict[str, str] | None = None,
+                 port: int = 0) -> None:
         self.root = root
         self.users = users or {}
-        self.port = free_port()
+        self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
