@@ -43,6 +43,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config-file", default=DEFAULT_CONFIG)
     parser.add_argument("--cgroup-parent", default=None,
                         help="parent cgroup of the containers' cgroups (default /dockyard)")
+    parser.add_argument("--insecure-registry", action="append", default=[],
+                        help="a registry (host:port or CIDR) to reach over HTTP (repeatable)")
+    parser.add_argument("--registry-mirror", action="append", default=[],
+                        help="a mirror to pull through first (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -84,8 +88,10 @@ def build_options(args: argparse.Namespace, config: dict[str, Any]) -> tuple[
         runtimes=runtimes,
         log_max_size=_size(log_opts.get("max-size", "10m")),
         log_max_files=int(log_opts.get("max-file", 3)),
-        insecure_registries=list(config.get("insecure-registries") or []),
-        registry_mirrors=list(config.get("registry-mirrors") or []),
+        insecure_registries=[*(config.get("insecure-registries") or []),
+                             *getattr(args, "insecure_registry", [])],
+        registry_mirrors=[*(config.get("registry-mirrors") or []),
+                          *getattr(args, "registry_mirror", [])],
         cgroup_parent=pick(args.cgroup_parent, "cgroup-parent", "/dockyard"),
     )
     hosts = pick(args.host, "hosts", [DEFAULT_HOST])

@@ -63,6 +63,7 @@ class RegistryClient:
         self._challenge: Challenge | None = None
         self._pinged = False
         self._tokens: dict[tuple[str, ...], _Token] = {}
+        self._token_lock = threading.Lock()
 
     # -- authentication ---------------------------------------------------------------------
 
@@ -123,14 +124,13 @@ class RegistryClient:
         if self.credentials.registry_token:
             return self.credentials.registry_token
         key = tuple(sorted(scopes))
-        with self._lock:
+        # One fetch at a time: the threads of a pull that all need the same token wait for
+        # the first one to get it, then reuse it.
+        with self._token_lock:
             token = self._tokens.get(key)
-            if token is not None and token.expires > time.monotonic():
-                return token.value
-        token = self._fetch_token(key)
-        with self._lock:
-            self._tokens[key] = token
-        return token.value
+            if token is None or token.expires <= time.monotonic():
+                token = self._tokens[key] = self._fetch_token(key)
+            return token.value
 
     def _fetch_token(self, scopes: tuple[str, ...]) -> _Token:
         assert self._challenge is not None

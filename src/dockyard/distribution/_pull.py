@@ -110,7 +110,7 @@ def pull(client: RegistryClient, repository: str, reference: str, store: Content
             handler.progress(short_id(layer.digest), "Pulling fs layer")
     to_fetch = [i for i, layer in enumerate(layers)
                 if not already[i] and not store.has(layer.digest)]
-    fresh |= bool(to_fetch) or not all(already)
+    fresh |= bool(to_fetch)
     downloads: dict[int, Future[None]] = {}
     failed = threading.Event()
     with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_DOWNLOADS,
