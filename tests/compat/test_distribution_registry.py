@@ -308,3 +308,47 @@ def test_login_through_a_credential_helper(daemon: Daemon, auth_registry: Regist
     assert not list(store.iterdir())
     assert json.loads((docker_config / "config.json").read_text())["auths"] == {}
     daemon.docker("rmi", f"{name}:1")
+
+
+def test_import_from_a_url(daemon: Daemon, tmp_path: Path) -> None:
+    import http.server
+    import io
+    import tarfile
+    import threading
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        busybox = Path("/bin/busybox").read_bytes()
+        info = tarfile.TarInfo("bin/busybox")
+        info.size, info.mode = len(busybox), 0o755
+        tar.addfile(info, io.BytesIO(busybox))
+        note = b"imported over http\n"
+        info = tarfile.TarInfo("note.txt")
+        info.size = len(note)
+        tar.addfile(info, io.BytesIO(note))
+    (tmp_path / "rootfs.tar").write_bytes(buffer.getvalue())
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)  # type: ignore[misc]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    name = f"imported-{uuid.uuid4().hex[:8]}"
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/rootfs.tar"
+        done = daemon.docker("import", url, f"{name}:1", check=True)
+        assert done.stdout.strip().startswith("sha256:")
+        run = daemon.docker("run", "--rm", f"{name}:1", "/bin/busybox", "cat", "/note.txt",
+                            check=True)
+        assert run.stdout == "imported over http\n"
+        missing = daemon.dockyard("import", url.replace("rootfs", "nothing"), f"{name}:2")
+        assert missing.returncode != 0 and "404" in missing.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+        daemon.docker("rmi", f"{name}:1")
