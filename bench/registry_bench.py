@@ -33,6 +33,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
+from bench.engine_bench import Engine  # noqa: E402
 from tests.distribution_images import make_oci_layout  # noqa: E402
 from tests.distribution_registry import Registry  # noqa: E402
 
@@ -41,29 +42,12 @@ DOCKER = "/usr/local/bin/docker" if Path("/usr/local/bin/docker").exists() else 
 TOOLS = ("dockyard", "docker", "skopeo")
 
 
-class Daemon:
-    def __init__(self, name: str, root: Path, argv: list[str]) -> None:
-        self.name = name
-        self.root = root
-        self.socket = root / "d.sock"
-        self.argv = argv
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "DOCKER_HOST": f"unix://{self.socket}"}
+class Daemon(Engine):
+    """engine_bench's Engine, driven by its own CLI (dockyard's or docker's)."""
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        log = open(self.root / "daemon.log", "ab")  # noqa: SIM115 - lives with the daemon
-        self.process = subprocess.Popen(self.argv, stdout=log, stderr=log,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while subprocess.run([DOCKER, "version"], env=self.env, capture_output=True,
-                             check=False).returncode != 0:
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                sys.exit(f"{self.name} did not start: see {self.root / 'daemon.log'}")
-            time.sleep(0.2)
+        super().start()
 
     def cli(self, *args: str) -> None:
         program = str(BIN / "dockyard") if self.name == "dockyard" else DOCKER
@@ -71,14 +55,7 @@ class Daemon:
                        stdin=subprocess.DEVNULL, timeout=600)
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        super().stop()
         self.process = None
 
 
@@ -88,7 +65,7 @@ def dockyard_daemon(root: Path) -> Daemon:
     return Daemon("dockyard", root, [
         str(BIN / "dockyardd"), "-H", f"unix://{root}/d.sock", "--data-root",
         str(root / "data"), "--exec-root", str(root / "exec"), "--config-file",
-        str(root / "daemon.json"), "--cgroup-parent", "/dockyard-bench"])
+        str(root / "daemon.json"), "--cgroup-parent", "/dockyard-bench"], root / "d.sock")
 
 
 def docker_daemon(root: Path, registries: list[str]) -> Daemon:
@@ -97,7 +74,7 @@ def docker_daemon(root: Path, registries: list[str]) -> Daemon:
         "dockerd", "-H", f"unix://{root}/d.sock", "--data-root", str(root / "data"),
         "--exec-root", str(root / "exec"), "--pidfile", str(root / "d.pid"),
         "--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-forward=false",
-        "--ip-masq=false", "--cgroup-parent", "/docker-bench", *insecure])
+        "--ip-masq=false", "--cgroup-parent", "/docker-bench", *insecure], root / "d.sock")
 
 
 def timed(action: Callable[[], object]) -> float:

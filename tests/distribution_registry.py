@@ -9,6 +9,8 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
@@ -78,3 +80,13 @@ class Registry:
                 self.process.kill()
                 self.process.wait()
             self.process = None
+
+
+@contextmanager
+def running_registry(root: Path, users: dict[str, str] | None = None) -> Iterator[Registry]:
+    """A started registry, stopped on leaving (the body of the tests' fixtures)."""
+    instance = Registry(root, users).start()
+    try:
+        yield instance
+    finally:
+        instance.stop()

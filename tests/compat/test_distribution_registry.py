@@ -16,29 +16,23 @@ import pytest
 
 from tests.compat.conftest import FIXTURES, Daemon
 from tests.distribution_images import make_oci_layout
-from tests.distribution_registry import Registry
+from tests.distribution_registry import Registry, running_registry
 
 FIXTURE = "dockyard-fixture:1.0"
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    instance = Registry(tmp_path_factory.mktemp("registry")).start()
-    try:
+    with running_registry(tmp_path_factory.mktemp("registry")) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(scope="module")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     assert shutil.which("htpasswd"), "htpasswd (apache2-utils) is needed"
-    instance = Registry(tmp_path_factory.mktemp("registry-auth"),
-                        users={"alice": "s3cret"}).start()
-    try:
+    with running_registry(tmp_path_factory.mktemp("registry-auth"),
+                          {"alice": "s3cret"}) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture

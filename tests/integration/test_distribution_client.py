@@ -30,7 +30,7 @@ from dockyard.distribution import (
 from dockyard.image import ContentStore, Descriptor, describe, mediatypes, parse_manifest
 from dockyard.image.config import chain_ids
 from tests.distribution_images import make_oci_layout
-from tests.distribution_registry import Registry, free_port
+from tests.distribution_registry import Registry, free_port, running_registry
 
 
 class Handler:
@@ -56,11 +56,8 @@ class Handler:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    instance = Registry(tmp_path_factory.mktemp("registry")).start()
-    try:
+    with running_registry(tmp_path_factory.mktemp("registry")) as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 def _store_image(store: ContentStore, tmp_path: Path, size: int = 300_000) -> Descriptor:
