@@ -143,7 +143,16 @@ def test_pull_platform_of_a_multi_arch_index(daemon: Daemon, registry: Registry)
     assert daemon.docker("run", "--rm", f"{name}:1.0", check=True).stdout == "x86_64\n"
     wrong = daemon.dockyard("pull", "--platform", "linux/s390x", f"{name}:1.0")
     assert wrong.returncode != 0 and "no matching manifest for linux/s390x" in wrong.stderr
-    daemon.docker("rmi", f"{name}:1.0")
+    # Both platforms are here: the index goes up whole, with the same digest.
+    copy = _name(registry, "multi-copy")
+    daemon.docker("tag", f"{name}:1.0", f"{copy}:2", check=True)
+    pushed = daemon.dockyard("push", f"{copy}:2", check=True).stdout
+    index_digest = amd["RepoDigests"][0].partition("@")[2]
+    assert f"2: digest: {index_digest}" in pushed
+    raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
+                          f"docker://{copy}:2"], capture_output=True, check=True).stdout
+    assert len(json.loads(raw)["manifests"]) == 2
+    daemon.docker("rmi", f"{name}:1.0", f"{copy}:2")
 
 
 def test_basic_auth_login_push_pull_logout(daemon: Daemon, auth_registry: Registry,
@@ -346,3 +355,20 @@ def test_import_from_a_url(daemon: Daemon, tmp_path: Path) -> None:
         server.shutdown()
         server.server_close()
         daemon.docker("rmi", f"{name}:1")
+
+
+def test_pull_progress_on_a_terminal(daemon: Daemon, registry: Registry,
+                                     tmp_path: Path) -> None:
+    from tests.host import run_in_terminal
+
+    name = _name(registry, "tty")
+    layout = make_oci_layout(tmp_path / "oci", "v1", [{"data/big": os.urandom(3 << 20)}],
+                             gzip_layers=True)
+    _skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{name}:v1")
+    done = run_in_terminal([str(Path(os.sys.executable).parent / "dockyard"), "-H",
+                            daemon.host, "pull", f"{name}:v1"])
+    assert done.returncode == 0, done.stdout
+    assert "\x1b[2K" in done.stdout  # per-layer lines rewritten in place
+    assert "Pull complete" in done.stdout and "Downloading" in done.stdout
+    assert f"Status: Downloaded newer image for {name}:v1" in done.stdout
+    daemon.docker("rmi", f"{name}:v1")
