@@ -284,6 +284,12 @@ def test_bearer_tokens_from_the_challenge(registry: Registry, tmp_path: Path) ->
             c, "client/bearer", "b1", store, None, Handler()))
         assert pulled.target.digest == target.digest
         assert len(proxy.token_requests) == push_tokens + 1  # the pull scope, once
+        # Tokens revoked by the server: fetched again once, and the pull goes on.
+        proxy.issued.clear()
+        store = ContentStore(tmp_path / "pulled-again")
+        registries.attempt(proxy.host, alice, lambda c: pull(
+            c, "client/bearer", "b1", store, None, Handler()))
+        assert len(proxy.token_requests) == push_tokens + 2
         with pytest.raises(UnauthorizedError):
             Registries().attempt(proxy.host, Credentials("alice", "wrong"), lambda c: pull(
                 c, "client/bearer", "b1", ContentStore(tmp_path / "x"), None, Handler()))

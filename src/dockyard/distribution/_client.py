@@ -190,19 +190,35 @@ class RegistryClient:
         message Docker gives ("no basic auth credentials" when none were given)."""
         self.ping()
         scopes = (repository_scope(repository, actions), *extra_scopes)
-        sent = {**self._auth_headers(scopes), **(headers or {})}
         target = url or f"{self.endpoint.url}/v2/{repository}/{path}"
-        with self.pool.request(method, target, sent, body, verify=self.endpoint.verify,
-                               follow_redirects=follow_redirects) as response:
-            if response.status == 401:
-                data = response.read()
-                challenge = self._challenge
-                if challenge is not None and challenge.scheme == "basic" \
-                        and not self.credentials.username:
-                    raise UnauthorizedError(f'{method.capitalize()} "{target}": no basic auth '
-                                            "credentials", 401)
-                raise error_from_response(401, data, "unauthorized: authentication required")
-            yield response
+        # A bearer token the registry no longer takes (revoked, expired early) is fetched
+        # again once, for requests whose body can be sent again.
+        attempts = 2 if self._challenge is not None and self._challenge.scheme == "bearer" \
+            and not self.credentials.registry_token and (body is None or isinstance(
+                body, bytes)) else 1
+        for attempt in range(attempts):
+            sent = {**self._auth_headers(scopes), **(headers or {})}
+            with self.pool.request(method, target, sent, body, verify=self.endpoint.verify,
+                                   follow_redirects=follow_redirects) as response:
+                if response.status == 401 and attempt + 1 < attempts:
+                    response.read()
+                    with self._token_lock:
+                        self._tokens.pop(tuple(sorted(scopes)), None)
+                    continue
+                if response.status == 401:
+                    self._refused(response, method, target)
+                yield response
+                return
+
+    def _refused(self, response: Response, method: str, target: str) -> None:
+        """Raise for a 401, with the message Docker gives."""
+        data = response.read()
+        challenge = self._challenge
+        if challenge is not None and challenge.scheme == "basic" \
+                and not self.credentials.username:
+            raise UnauthorizedError(f'{method.capitalize()} "{target}": no basic auth '
+                                    "credentials", 401)
+        raise error_from_response(401, data, "unauthorized: authentication required")
 
     def absolute(self, location: str) -> str:
         """An upload Location made absolute (registries may send a path)."""

@@ -115,7 +115,8 @@ def pull(client: RegistryClient, repository: str, reference: str, store: Content
     failed = threading.Event()
     with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_DOWNLOADS,
                             thread_name_prefix="pull") as pool:
-        for position in to_fetch:
+        for position in to_fetch[MAX_CONCURRENT_DOWNLOADS:]:
+            # Queued behind the downloads that start now, as dockerd shows them.
             handler.progress(short_id(layers[position].digest), "Waiting")
         for position in to_fetch:
             downloads[position] = pool.submit(_download, client, repository, layers[position],
