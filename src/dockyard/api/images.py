@@ -163,10 +163,15 @@ def _image_matches(summary: dict[str, Any], filters: Any, images: Any) -> bool:
 
 def _credentials(request: Request) -> Any:
     from ..engine.distribution import credentials_from
+    from ..engine.errors import EngineError
+    from .engine_calls import translate
 
     auth = request.registry_auth()
-    return credentials_from(auth.username, auth.password, auth.auth, auth.identitytoken,
-                            auth.registrytoken)
+    try:
+        return credentials_from(auth.username, auth.password, auth.auth, auth.identitytoken,
+                                auth.registrytoken)
+    except EngineError as error:
+        raise translate(error) from None
 
 
 async def progress_response(work: Callable[[Callable[[dict[str, Any]], None]], None]
@@ -248,10 +253,10 @@ def register_distribution(router: Router, engine: Engine) -> None:
         if not isinstance(body, dict):
             raise InvalidParameter("invalid JSON: the body must be an AuthConfig object")
         fields = {k.lower(): v for k, v in body.items() if isinstance(v, str)}
-        credentials = credentials_from(fields.get("username", ""), fields.get("password", ""),
-                                       fields.get("auth", ""), fields.get("identitytoken", ""),
-                                       fields.get("registrytoken", ""))
         try:
+            credentials = credentials_from(
+                fields.get("username", ""), fields.get("password", ""), fields.get("auth", ""),
+                fields.get("identitytoken", ""), fields.get("registrytoken", ""))
             result = await asyncio.to_thread(engine.distribution.login,
                                              fields.get("serveraddress", ""), credentials)
         except RegistryUnauthorized as error:
