@@ -372,3 +372,18 @@ def test_pull_progress_on_a_terminal(daemon: Daemon, registry: Registry,
     assert "Pull complete" in done.stdout and "Downloading" in done.stdout
     assert f"Status: Downloaded newer image for {name}:v1" in done.stdout
     daemon.docker("rmi", f"{name}:v1")
+
+
+@pytest.mark.parametrize("archive", ["fixture-oci-zstd.tar", "fixture-oci.tar"])
+def test_pull_zstd_and_gzip_layers(daemon: Daemon, registry: Registry, archive: str) -> None:
+    name = _name(registry, "compressed")
+    _skopeo("copy", "--dest-tls-verify=false", f"oci-archive:{FIXTURES / archive}",
+            f"docker://{name}:1")
+    raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
+                          f"docker://{name}:1"], capture_output=True, check=True).stdout
+    suffix = "zstd" if "zstd" in archive else "gzip"
+    assert all(layer["mediaType"].endswith(suffix) for layer in json.loads(raw)["layers"])
+    daemon.dockyard("pull", f"{name}:1", check=True)
+    run = daemon.docker("run", "--rm", f"{name}:1", "cat", "/data/sub/c", check=True)
+    assert run.stdout == "three\n"
+    daemon.docker("rmi", f"{name}:1")

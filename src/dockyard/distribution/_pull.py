@@ -102,14 +102,15 @@ def pull(client: RegistryClient, repository: str, reference: str, store: Content
         fetch_blob(client, repository, config, store)
     config_bytes = store.read_bytes(config.digest)
     layers = manifest.layers
-    already = handler.unpacked(config_bytes, layers)
+    unpacked = handler.unpacked(config_bytes, layers)
+    in_store = [store.has(layer.digest) for layer in layers]
+    # "Already exists" needs the blob too: the image keeps its layers' blobs (push and
+    # save send them), so a layer unpacked from another image is still fetched.
+    already = [done and kept for done, kept in zip(unpacked, in_store, strict=True)]
     for layer, done in zip(layers, already, strict=True):
-        if done:
-            handler.progress(short_id(layer.digest), "Already exists")
-        else:
-            handler.progress(short_id(layer.digest), "Pulling fs layer")
-    to_fetch = [i for i, layer in enumerate(layers)
-                if not already[i] and not store.has(layer.digest)]
+        handler.progress(short_id(layer.digest), "Already exists" if done
+                         else "Pulling fs layer")
+    to_fetch = [i for i in range(len(layers)) if not in_store[i]]
     fresh |= bool(to_fetch)
     downloads: dict[int, Future[None]] = {}
     failed = threading.Event()
@@ -135,7 +136,8 @@ def pull(client: RegistryClient, repository: str, reference: str, store: Content
                                total: int = layer.size) -> None:
                     handler.progress(layer_id, "Extracting", done, total)
 
-                handler.unpack(position, layer, extracting)
+                if not unpacked[position]:
+                    handler.unpack(position, layer, extracting)
                 handler.progress(layer_id, "Pull complete")
         except BaseException:
             failed.set()
