@@ -387,3 +387,47 @@ def test_pull_zstd_and_gzip_layers(daemon: Daemon, registry: Registry, archive: 
     run = daemon.docker("run", "--rm", f"{name}:1", "cat", "/data/sub/c", check=True)
     assert run.stdout == "three\n"
     daemon.docker("rmi", f"{name}:1")
+
+
+def test_pull_killed_midway_resumes_after_restart(registry: Registry, tmp_path: Path) -> None:
+    import http.client
+    import socket
+
+    name = _name(registry, "killed")
+    layout = make_oci_layout(tmp_path / "oci", "v1", [
+        {f"data/part{i}": os.urandom(16 << 20)} for i in range(4)])
+    _skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{name}:v1")
+    own = Daemon(tmp_path / "daemon")
+    own.root.mkdir()
+    try:
+        own.start()
+
+        class UnixConnection(http.client.HTTPConnection):
+            def connect(self) -> None:
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(str(own.socket))
+
+        connection = UnixConnection("localhost", timeout=60)
+        repo, tag = name, "v1"
+        connection.request("POST", f"/images/create?fromImage={repo}&tag={tag}")
+        response = connection.getresponse()
+        completed = []
+        for line in response:
+            message = json.loads(line)
+            if message.get("status") == "Download complete":
+                completed.append(message["id"])
+                break  # one layer is in: the daemon dies now
+        own.stop(kill=True)
+        connection.close()
+        own.start()
+        ingest = own.data_root / "image" / "content" / "ingest"
+        assert not list(ingest.iterdir())  # half-written blobs were dropped
+        assert own.docker("image", "inspect", f"{name}:v1").returncode != 0
+        resumed = own.dockyard("pull", f"{name}:v1", check=True).stdout
+        downloaded = {line.split(":")[0] for line in resumed.splitlines()
+                      if line.endswith("Verifying Checksum")}
+        assert completed[0] not in downloaded  # kept from before the kill
+        run = own.docker("run", "--rm", f"{name}:v1", "busybox", "ls", "/data", check=True)
+        assert run.stdout.split() == ["part0", "part1", "part2", "part3"]
+    finally:
+        own.cleanup()
