@@ -152,6 +152,10 @@ def test_pull_platform_of_a_multi_arch_index(daemon: Daemon, registry: Registry)
     raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
                           f"docker://{copy}:2"], capture_output=True, check=True).stdout
     assert len(json.loads(raw)["manifests"]) == 2
+    # --platform: that platform's manifest alone under the tag.
+    only = daemon.dockyard("push", "--platform", "linux/arm64", f"{copy}:2", check=True).stdout
+    arm_digest = json.loads(raw)["manifests"][1]["digest"]
+    assert f"2: digest: {arm_digest}" in only
     daemon.docker("rmi", f"{name}:1.0", f"{copy}:2")
 
 

@@ -232,8 +232,9 @@ def register_distribution(router: Router, engine: Engine) -> None:
         name = request.params["name"]
         tag = request.query.get_str("tag")
         credentials = _credentials(request)
+        platform = _push_platform(request.query.get_str("platform"))
         return await progress_response(lambda emit: engine.distribution.push(
-            name, tag, credentials, emit))
+            name, tag, credentials, emit, platform=platform))
 
     @router.route("GET", "/distribution/{name:path}/json")
     async def distribution_inspect(request: Request) -> Response:
@@ -264,3 +265,22 @@ def register_distribution(router: Router, engine: Engine) -> None:
         except Exception as error:
             raise _api_error(error) from None
         return json_response(result)
+
+
+def _push_platform(text: str) -> Any:
+    """The `platform` of a push: JSON of an OCI platform (API 1.46), or "os/arch[/variant]"
+    as the CLI flag is written."""
+    if not text:
+        return None
+    import json
+
+    from ..image import ImageError, normalize_platform, parse_platform
+
+    try:
+        if text.lstrip().startswith("{"):
+            doc = json.loads(text)
+            text = "/".join(part for part in (doc.get("os", ""), doc.get("architecture", ""),
+                                              doc.get("variant", "")) if part)
+        return normalize_platform(parse_platform(text))
+    except (ValueError, AttributeError, ImageError) as error:
+        raise InvalidParameter(f"invalid platform: {error}") from None

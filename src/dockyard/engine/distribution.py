@@ -183,8 +183,9 @@ class DistributionService:
     # -- push -------------------------------------------------------------------------------
 
     def push(self, name: str, tag: str, credentials: Credentials, emit: Emit,
-             chunk_size: int = 0) -> None:
-        """POST /images/{name}/push?tag=: every local tag of the repository without one."""
+             chunk_size: int = 0, platform: Platform | None = None) -> None:
+        """POST /images/{name}/push?tag=&platform=: every local tag of the repository
+        without a tag; only the manifest of `platform` when one is given."""
         ref = _parse(name)
         if tag:
             try:
@@ -203,19 +204,22 @@ class DistributionService:
         emit = _emit_lock(emit)
         emit({"status": f"The push refers to repository [{ref.name}]"})
         for each in refs:
-            self._push_one(each, credentials, emit, chunk_size)
+            self._push_one(each, credentials, emit, chunk_size, platform)
 
     def _push_one(self, ref: Reference, credentials: Credentials, emit: Emit,
-                  chunk_size: int) -> None:
+                  chunk_size: int, platform: Platform | None = None) -> None:
         try:
-            target_digest, resolved = self.images.find(str(ref))
+            target_digest, resolved = self.images.find(str(ref), platform)
         except NotFound:
             raise NotFound(f"An image does not exist locally with the tag: {ref.name}") \
                 from None
         content = self.images.content
         target = resolved.target
         manifests = list(resolved.manifests)
-        if mediatypes.is_index(target.media_type):
+        if platform is not None:
+            target, manifests = resolved.manifest, [resolved.manifest]
+            target_digest = str(target.digest)
+        elif mediatypes.is_index(target.media_type):
             index = parse_index(content.read_bytes(target.digest), target.media_type)
             children = [m for m in index.manifests
                         if mediatypes.is_manifest(m.media_type) or mediatypes.is_index(
