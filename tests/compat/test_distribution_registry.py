@@ -379,13 +379,20 @@ def test_pull_progress_on_a_terminal(daemon: Daemon, registry: Registry,
 
 
 @pytest.mark.parametrize("archive", ["fixture-oci-zstd.tar", "fixture-oci.tar"])
-def test_pull_zstd_and_gzip_layers(daemon: Daemon, registry: Registry, archive: str) -> None:
+def test_pull_zstd_and_gzip_layers(daemon: Daemon, tmp_path: Path, archive: str) -> None:
+    # A registry of its own: skopeo would otherwise reuse the blobs of the other
+    # compression that it remembers being in the shared one.
+    with running_registry(tmp_path / "registry") as registry:
+        _pull_compressed(daemon, registry, archive)
+
+
+def _pull_compressed(daemon: Daemon, registry: Registry, archive: str) -> None:
     name = _name(registry, "compressed")
+    suffix = "zstd" if "zstd" in archive else "gzip"
     _skopeo("copy", "--dest-tls-verify=false", f"oci-archive:{FIXTURES / archive}",
             f"docker://{name}:1")
     raw = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw",
                           f"docker://{name}:1"], capture_output=True, check=True).stdout
-    suffix = "zstd" if "zstd" in archive else "gzip"
     assert all(layer["mediaType"].endswith(suffix) for layer in json.loads(raw)["layers"])
     daemon.dockyard("pull", f"{name}:1", check=True)
     run = daemon.docker("run", "--rm", f"{name}:1", "cat", "/data/sub/c", check=True)

@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..compression import Readable
 from ..image import (
     ContentStore,
     Descriptor,
@@ -28,6 +29,7 @@ from ..image import (
 from ._client import RegistryClient
 from ._errors import RegistryError
 from ._requests import fetch_blob, get_manifest
+from ._spool import Spool
 
 MAX_CONCURRENT_DOWNLOADS = 3  # dockerd's default (--max-concurrent-downloads)
 _PROGRESS_STEP = 512 << 10  # bytes between two "Downloading" messages of a layer
@@ -44,7 +46,7 @@ class PullHandler(Protocol):
 
     def unpacked(self, config: bytes, layers: tuple[Descriptor, ...]) -> list[bool]: ...
 
-    def unpack(self, position: int, layer: Descriptor,
+    def unpack(self, position: int, layer: Descriptor, stream: Readable,
                progress: Callable[[int], None]) -> None: ...
 
 
@@ -113,6 +115,8 @@ def pull(client: RegistryClient, repository: str, reference: str, store: Content
     to_fetch = [i for i in range(len(layers)) if not in_store[i]]
     fresh |= bool(to_fetch)
     downloads: dict[int, Future[None]] = {}
+    # Layers to unpack are handed over while they download (see _spool).
+    spools = {i: Spool() for i in to_fetch if not unpacked[i]}
     failed = threading.Event()
     with ThreadPoolExecutor(max_workers=MAX_CONCURRENT_DOWNLOADS,
                             thread_name_prefix="pull") as pool:
@@ -121,26 +125,37 @@ def pull(client: RegistryClient, repository: str, reference: str, store: Content
             handler.progress(short_id(layers[position].digest), "Waiting")
         for position in to_fetch:
             downloads[position] = pool.submit(_download, client, repository, layers[position],
-                                              store, handler, failed)
+                                              store, handler, failed, spools.get(position))
         try:
             for position, layer in enumerate(layers):
                 if already[position]:
                     continue
                 layer_id = short_id(layer.digest)
-                if position in downloads:
-                    downloads[position].result()
-                else:
-                    handler.progress(layer_id, "Download complete")
 
                 def extracting(done: int, layer_id: str = layer_id,
                                total: int = layer.size) -> None:
                     handler.progress(layer_id, "Extracting", done, total)
 
-                if not unpacked[position]:
-                    handler.unpack(position, layer, extracting)
+                spool = spools.get(position)
+                if spool is not None and not downloads[position].done() and spool.attach():
+                    try:
+                        handler.unpack(position, layer, spool, extracting)
+                    finally:
+                        spool.close()
+                    downloads[position].result()
+                else:
+                    if position in downloads:
+                        downloads[position].result()
+                    else:
+                        handler.progress(layer_id, "Download complete")
+                    if not unpacked[position]:
+                        with store.open(layer.digest) as stream:
+                            handler.unpack(position, layer, stream, extracting)
                 handler.progress(layer_id, "Pull complete")
         except BaseException:
             failed.set()
+            for spool in spools.values():
+                spool.close()
             for future in downloads.values():
                 future.cancel()
             raise
@@ -148,9 +163,23 @@ def pull(client: RegistryClient, repository: str, reference: str, store: Content
 
 
 def _download(client: RegistryClient, repository: str, layer: Descriptor,
-              store: ContentStore, handler: PullHandler, failed: threading.Event) -> None:
+              store: ContentStore, handler: PullHandler, failed: threading.Event,
+              spool: Spool | None) -> None:
+    try:
+        _fetch_layer(client, repository, layer, store, handler, failed, spool)
+    except BaseException as error:
+        if spool is not None:
+            spool.finish(error)
+        raise
+    if spool is not None:
+        spool.finish()
+
+
+def _fetch_layer(client: RegistryClient, repository: str, layer: Descriptor,
+                 store: ContentStore, handler: PullHandler, failed: threading.Event,
+                 spool: Spool | None) -> None:
     if failed.is_set():
-        return
+        raise RegistryError("pull cancelled")
     layer_id = short_id(layer.digest)
     reported = [0]
 
@@ -161,6 +190,7 @@ def _download(client: RegistryClient, repository: str, layer: Descriptor,
             reported[0] = done
             handler.progress(layer_id, "Downloading", done, layer.size)
 
-    fetch_blob(client, repository, layer, store, downloading)
+    fetch_blob(client, repository, layer, store, downloading,
+               spool.feed if spool is not None else None)
     handler.progress(layer_id, "Verifying Checksum")
     handler.progress(layer_id, "Download complete")

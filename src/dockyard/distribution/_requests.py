@@ -71,15 +71,16 @@ def head_manifest(client: RegistryClient, repository: str, reference: str) -> st
 
 
 def fetch_blob(client: RegistryClient, repository: str, blob: Descriptor,
-               store: ContentStore, progress: Progress | None = None) -> None:
+               store: ContentStore, progress: Progress | None = None,
+               tee: Callable[[bytes], None] | None = None) -> None:
     """Download `blob` into the store, verified against its digest and size. Nothing is
-    kept if it does not match."""
+    kept if it does not match. `tee` sees every chunk as it arrives (unverified)."""
     with client.request("GET", repository, f"blobs/{blob.digest}") as response:
         if response.status != 200:
             data = response.read(65536)
             raise error_from_response(response.status, data, f"unexpected status "
                                       f"{response.status} fetching blob {blob.digest}")
-        reader = _CountingReader(response, progress)
+        reader = _CountingReader(response, progress, tee)
         try:
             store.ingest(reader, blob.digest, blob.size)
         except DigestMismatchError:
@@ -88,14 +89,18 @@ def fetch_blob(client: RegistryClient, repository: str, blob: Descriptor,
 
 
 class _CountingReader:
-    def __init__(self, source: object, progress: Progress | None) -> None:
+    def __init__(self, source: object, progress: Progress | None,
+                 tee: Callable[[bytes], None] | None = None) -> None:
         self._source = source
         self._progress = progress
+        self._tee = tee
         self.done = 0
 
     def read(self, size: int = -1, /) -> bytes:
         data: bytes = self._source.read(size if size > 0 else _CHUNK)  # type: ignore[attr-defined]
         if data:
+            if self._tee is not None:
+                self._tee(data)
             self.done += len(data)
             if self._progress is not None:
                 self._progress(self.done)

@@ -389,11 +389,11 @@ class _PullProgress:
         self.chains = [str(c) for c in chain_ids([str(d) for d in parsed.diff_ids])]
         return [self.service.snapshots.has_layer(chain) for chain in self.chains]
 
-    def unpack(self, position: int, layer: Descriptor, progress: Callable[[int], None]) -> None:
+    def unpack(self, position: int, layer: Descriptor, stream: Any,
+               progress: Callable[[int], None]) -> None:
         parent = self.chains[position - 1] if position else None
-        with self.service.images.content.open(layer.digest) as stream:
-            self.service.snapshots.add_layer(self.chains[position], parent,
-                                             _Counting(stream, progress, layer.size))
+        self.service.snapshots.add_layer(self.chains[position], parent,
+                                         _Counting(stream, progress, layer.size))
 
 
 class _Counting:
