@@ -442,3 +442,19 @@ def test_pull_killed_midway_resumes_after_restart(registry: Registry, tmp_path: 
         assert run.stdout.split() == ["part0", "part1", "part2", "part3"]
     finally:
         own.cleanup()
+
+
+def test_docker_py_login_checks_the_credentials(daemon: Daemon, auth_registry: Registry,
+                                                docker_config: Path) -> None:
+    import docker
+
+    client = docker.DockerClient(base_url=daemon.host)
+    try:
+        with pytest.raises(docker.errors.APIError) as refused:
+            client.login("alice", "wrong", registry=auth_registry.host, reauth=True)
+        assert refused.value.status_code == 401
+        assert "401 Unauthorized" in str(refused.value)
+        answer = client.login("alice", "s3cret", registry=auth_registry.host, reauth=True)
+        assert answer["Status"] == "Login Succeeded"
+    finally:
+        client.close()
