@@ -125,3 +125,14 @@ def test_progress_messages_have_docker_fields() -> None:
     assert downloading["progress"].startswith("[" + "=" * 25 + ">")
     assert downloading["progress"].endswith("512B/1.024kB")
     assert progress_bar(0, 0) == ""
+
+
+def test_registry_config_of_info() -> None:
+    from dockyard.engine.distribution import registry_config
+
+    config = registry_config(["10.1.0.0/16", "myreg:5000", "127.0.0.0/8"], ["http://m:1"])
+    assert config["InsecureRegistryCIDRs"] == ["127.0.0.0/8", "10.1.0.0/16"]
+    assert config["IndexConfigs"]["myreg:5000"]["Secure"] is False
+    assert config["IndexConfigs"]["docker.io"] == {
+        "Name": "docker.io", "Mirrors": ["http://m:1"], "Secure": True, "Official": True}
+    assert config["Mirrors"] == ["http://m:1"]

@@ -458,3 +458,25 @@ def download_url(url: str, sink: Any) -> str:
     sink.flush()
     sink.seek(0)
     return url
+
+
+def registry_config(insecure_registries: list[str], mirrors: list[str]) -> dict[str, Any]:
+    """/info's RegistryConfig as dockerd fills it: CIDRs apart, named registries as
+    insecure IndexConfigs, Docker Hub official and secure."""
+    import ipaddress
+
+    cidrs = ["127.0.0.0/8"]
+    indexes: dict[str, Any] = {"docker.io": {"Name": "docker.io", "Mirrors": list(mirrors),
+                                             "Secure": True, "Official": True}}
+    for entry in insecure_registries:
+        try:
+            network = str(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            indexes[entry] = {"Name": entry, "Mirrors": [], "Secure": False,
+                              "Official": False}
+            continue
+        if network not in cidrs:
+            cidrs.append(network)
+    return {"AllowNondistributableArtifactsCIDRs": None,
+            "AllowNondistributableArtifactsHostnames": None,
+            "InsecureRegistryCIDRs": cidrs, "IndexConfigs": indexes, "Mirrors": list(mirrors)}
