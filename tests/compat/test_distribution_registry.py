@@ -192,7 +192,7 @@ def test_corrupted_blob_is_refused_and_the_pull_resumes(daemon: Daemon, registry
                                                         tmp_path: Path) -> None:
     name = _name(registry, "corrupt")
     layout = make_oci_layout(tmp_path / "oci", "v1", [
-        {"data/one": os.urandom(300_000)}, {"data/two": os.urandom(200_000)}])
+        {"data/one": os.urandom(300_000)}, {"data/two": os.urandom(6 << 20)}])
     _skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{name}:v1")
     request = urllib.request.Request(
         f"http://{name.split('/')[0]}/v2/{name.split('/', 1)[1]}/manifests/v1",

@@ -10,6 +10,7 @@ What the engine may call:
   PullHandler that shows progress and unpacks layers in order.
 - push(client, repository, tag, store, target, manifests, handler, mount_sources).
 - get_manifest, list_tags, RegistryClient.login (for /auth and /distribution).
+- GunzipReader: a gzip layer inflated in large steps for the snapshotter.
 - Credentials, Endpoint, and the errors: RegistryError, UnauthorizedError, NotFoundError,
   VerificationError, TransportError.
 """
@@ -24,6 +25,7 @@ from ._challenge import Challenge, parse_challenges, repository_scope
 from ._client import Credentials, Endpoint, RegistryClient
 from ._endpoints import endpoints, is_insecure, registry_host
 from ._errors import NotFoundError, RegistryError, UnauthorizedError, VerificationError
+from ._gunzip import GunzipReader
 from ._http import ConnectionPool, TransportError
 from ._pull import PulledImage, PullHandler, pull, short_id
 from ._push import PushedImage, PushHandler, push
@@ -35,6 +37,7 @@ __all__ = [
     "Challenge",
     "Credentials",
     "Endpoint",
+    "GunzipReader",
     "NotFoundError",
     "PullHandler",
     "PulledImage",

@@ -140,6 +140,14 @@ def pull(client: RegistryClient, repository: str, reference: str, store: Content
                 if spool is not None and not downloads[position].done() and spool.attach():
                     try:
                         handler.unpack(position, layer, spool, extracting)
+                    except Exception:
+                        # A stream that broke is first a download problem: its own error
+                        # (a verification failure) says more than the unpacker's.
+                        spool.close()
+                        download_error = downloads[position].exception()
+                        if download_error is not None:
+                            raise download_error from None
+                        raise
                     finally:
                         spool.close()
                     downloads[position].result()

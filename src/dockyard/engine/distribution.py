@@ -18,6 +18,7 @@ from typing import Any
 from ..atomicfile import write_atomic
 from ..distribution import (
     Credentials,
+    GunzipReader,
     NotFoundError,
     PulledImage,
     Registries,
@@ -392,8 +393,13 @@ class _PullProgress:
     def unpack(self, position: int, layer: Descriptor, stream: Any,
                progress: Callable[[int], None]) -> None:
         parent = self.chains[position - 1] if position else None
-        self.service.snapshots.add_layer(self.chains[position], parent,
-                                         _Counting(stream, progress, layer.size))
+        source: Any = _Counting(stream, progress, layer.size)
+        if mediatypes.layer_compression(layer.media_type) == "gzip":
+            source = GunzipReader(source)
+        try:
+            self.service.snapshots.add_layer(self.chains[position], parent, source)
+        except ValueError as e:  # the gzip stream itself is broken
+            raise RegistryError(f"layer {layer.digest}: {e}") from None
 
 
 class _Counting:
