@@ -22,9 +22,11 @@ fi
 if command -v systemctl >/dev/null && systemctl is-active -q docker 2>/dev/null; then
   systemctl stop docker docker.socket containerd >/dev/null 2>&1 || true
 fi
-# Debian's docker-registry starts a registry on :5000; the tests and bench start their own.
+# Debian's docker-registry serves on :5000 as a service; the tests and bench start their own.
 if command -v systemctl >/dev/null && systemctl is-active -q docker-registry 2>/dev/null; then
   systemctl disable --now docker-registry >/dev/null 2>&1 || true
+elif [ -x /etc/init.d/docker-registry ]; then
+  /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
 fi
 
 # Foreign-platform images (--platform linux/arm64) run under qemu-user-static through

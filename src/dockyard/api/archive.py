@@ -24,7 +24,6 @@ from . import (
     json_stream,
     tar_stream,
 )
-from ._errors import NotImplemented as NotSupported
 from .engine_calls import call
 
 _CHUNK = 1 << 20
@@ -88,14 +87,23 @@ def register(router: Router, engine: Engine) -> None:
     async def create_image(request: Request) -> StreamingResponse:
         query = request.query
         if query.get_str("fromImage"):
-            raise NotSupported("pulling is not supported yet")
+            from .images import pull_response
+
+            return await pull_response(request, engine)
         source = query.get_str("fromSrc")
         if not source:
             raise InvalidParameter("either fromImage or fromSrc is required")
         if source != "-":
-            raise NotSupported("importing from a URL is not supported yet: send the "
-                               "archive as the request body (fromSrc=-)")
-        upload = await _spool(request, engine)
+            from ..engine.distribution import download_url
+
+            upload = tempfile.TemporaryFile(dir=engine.options.data_root)
+            try:
+                await call(download_url, source, upload)
+            except BaseException:
+                upload.close()
+                raise
+        else:
+            upload = await _spool(request, engine)
 
         async def messages() -> AsyncIterator[dict[str, Any]]:
             try:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..engine.engine import Engine
 from . import (
+    InvalidParameter,
     Request,
     Response,
     Router,
@@ -100,6 +101,8 @@ def register(router: Router, engine: Engine) -> None:
     async def save_one(request: Request) -> StreamingResponse:
         return await _save(engine, [request.params["name"]])
 
+    register_distribution(router, engine)
+
 
 async def _save(engine: Engine, names: list[str]) -> StreamingResponse:
     for name in names:
@@ -155,3 +158,130 @@ def _image_matches(summary: dict[str, Any], filters: Any, images: Any) -> bool:
                 if not newer and summary["Created"] >= other_created:
                     return False
     return True
+
+
+# -- registries (pull, push, distribution inspect) ---------------------------------------------
+
+def _credentials(request: Request) -> Any:
+    from ..engine.distribution import credentials_from
+    from ..engine.errors import EngineError
+    from .engine_calls import translate
+
+    auth = request.registry_auth()
+    try:
+        return credentials_from(auth.username, auth.password, auth.auth, auth.identitytoken,
+                                auth.registrytoken)
+    except EngineError as error:
+        raise translate(error) from None
+
+
+async def progress_response(work: Callable[[Callable[[dict[str, Any]], None]], None]
+                            ) -> StreamingResponse:
+    """Run `work(emit)` in a worker thread and stream what it emits as progress JSON. An
+    error before the first message is the HTTP error itself (dockerd answers so: "Error
+    response from daemon: manifest for x not found"); later it ends the stream."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    done = object()
+
+    def emit(message: dict[str, Any]) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, message)
+
+    def run() -> None:
+        try:
+            work(emit)
+        except BaseException as error:  # noqa: BLE001 - handed to the event loop
+            loop.call_soon_threadsafe(queue.put_nowait, error)
+            return
+        loop.call_soon_threadsafe(queue.put_nowait, done)
+
+    loop.run_in_executor(None, run)
+    first = await queue.get()
+    if isinstance(first, BaseException):
+        raise _api_error(first)
+
+    async def messages() -> AsyncIterator[dict[str, Any]]:
+        item = first
+        while item is not done:
+            if isinstance(item, BaseException):
+                raise _api_error(item)
+            yield item
+            item = await queue.get()
+
+    return json_stream(messages(), progress=True)
+
+
+def _api_error(error: BaseException) -> BaseException:
+    from ..engine.errors import EngineError
+    from .engine_calls import translate
+
+    return translate(error) if isinstance(error, EngineError) else error
+
+
+async def pull_response(request: Request, engine: Engine) -> StreamingResponse:
+    """POST /images/create?fromImage=&tag=&platform=."""
+    query = request.query
+    credentials = _credentials(request)
+    return await progress_response(lambda emit: engine.distribution.pull(
+        query.get_str("fromImage"), query.get_str("tag"), query.get_str("platform"),
+        credentials, emit))
+
+
+def register_distribution(router: Router, engine: Engine) -> None:
+    @router.route("POST", "/images/{name:path}/push")
+    async def push(request: Request) -> StreamingResponse:
+        name = request.params["name"]
+        tag = request.query.get_str("tag")
+        credentials = _credentials(request)
+        platform = _push_platform(request.query.get_str("platform"))
+        return await progress_response(lambda emit: engine.distribution.push(
+            name, tag, credentials, emit, platform=platform))
+
+    @router.route("GET", "/distribution/{name:path}/json")
+    async def distribution_inspect(request: Request) -> Response:
+        if request.query.get_bool("manifests", False):
+            # Dockyard's own addition, for `dockyard manifest inspect`: the documents.
+            return json_response(await call(engine.distribution.manifests,
+                                            request.params["name"], _credentials(request)))
+        return json_response(await call(engine.distribution.inspect, request.params["name"],
+                                        _credentials(request)))
+
+    @router.route("POST", "/auth")
+    async def auth(request: Request) -> Response:
+        from ..engine.distribution import RegistryUnauthorized, credentials_from
+        from ._errors import Unauthorized
+
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid JSON: the body must be an AuthConfig object")
+        fields = {k.lower(): v for k, v in body.items() if isinstance(v, str)}
+        try:
+            credentials = credentials_from(
+                fields.get("username", ""), fields.get("password", ""), fields.get("auth", ""),
+                fields.get("identitytoken", ""), fields.get("registrytoken", ""))
+            result = await asyncio.to_thread(engine.distribution.login,
+                                             fields.get("serveraddress", ""), credentials)
+        except RegistryUnauthorized as error:
+            raise Unauthorized(str(error)) from None
+        except Exception as error:
+            raise _api_error(error) from None
+        return json_response(result)
+
+
+def _push_platform(text: str) -> Any:
+    """The `platform` of a push: JSON of an OCI platform (API 1.46), or "os/arch[/variant]"
+    as the CLI flag is written."""
+    if not text:
+        return None
+    import json
+
+    from ..image import ImageError, normalize_platform, parse_platform
+
+    try:
+        if text.lstrip().startswith("{"):
+            doc = json.loads(text)
+            text = "/".join(part for part in (doc.get("os", ""), doc.get("architecture", ""),
+                                              doc.get("variant", "")) if part)
+        return normalize_platform(parse_platform(text))
+    except (ValueError, AttributeError, ImageError) as error:
+        raise InvalidParameter(f"invalid platform: {error}") from None

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from .. import __version__
+from ..engine.distribution import registry_config
 from ..engine.engine import Engine
 from ..engine.events import matches
 from ..engine.timefmt import parse_rfc3339, rfc3339_now
@@ -151,10 +152,8 @@ def system_info(engine: Engine) -> dict[str, Any]:
         "KernelVersion": os.uname().release, "OperatingSystem": _os_name(),
         "OSVersion": _os_release().get("VERSION_ID", ""), "OSType": "linux",
         "Architecture": os.uname().machine, "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
-                           "AllowNondistributableArtifactsHostnames": None,
-                           "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {},
-                           "Mirrors": engine.options.registry_mirrors},
+        "RegistryConfig": registry_config(engine.options.insecure_registries,
+                                          engine.options.registry_mirrors),
         "NCPU": os.cpu_count() or 1, "MemTotal": mem_total, "GenericResources": None,
         "DockerRootDir": str(engine.options.data_root), "HttpProxy": "", "HttpsProxy": "",
         "NoProxy": "", "Name": socket.gethostname(), "Labels": [], "ExperimentalBuild": False,

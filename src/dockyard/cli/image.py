@@ -538,6 +538,8 @@ def push(ctx: Context, argv: list[str]) -> int:
         sys.stdout.write("Using default tag: latest\n")
         tag_name = "latest"
     query = {"tag": tag_name} if tag_name else None
+    if opts.platform:
+        query = {**(query or {}), "platform": opts.platform}
     headers = {"X-Registry-Auth": auth_header(ctx, registry_of(repo))}
     response = ctx.client.request("POST", f"/images/{quote(repo, ':@/')}/push", query,
                                   raw_body=b"", headers=headers)

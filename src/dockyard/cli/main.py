@@ -63,11 +63,13 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                  "garbage-collect": ("registry_server", "garbage_collect")},
     "buildx": {"build": ("build", "buildx_build")},
     "builder": {"build": ("build", "build"), "prune": ("build", "builder_prune")},
+    "manifest": {"inspect": ("manifest", "inspect")},
 }
 GROUP_SUMMARIES = {"container": "Manage containers", "image": "Manage images",
                    "system": "Manage Dockyard", "volume": "Manage volumes",
                    "network": "Manage networks", "registry": "Run a registry server",
-                   "buildx": "Build images (one per platform)", "builder": "Manage builds"}
+                   "buildx": "Build images (one per platform)", "builder": "Manage builds",
+                   "manifest": "Manage Docker image manifests and manifest lists"}
 
 # Global options: (short, long, takes a value).
 _GLOBAL = {"-H": "host", "--host": "host", "--config": "config", "-c": "context",

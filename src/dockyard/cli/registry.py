@@ -56,8 +56,47 @@ def write_config(ctx: Context, config: dict[str, Any]) -> None:
     os.replace(temporary, path)
 
 
+def _helper_for(config: dict[str, Any], server: str) -> str:
+    """The credential helper that keeps `server`'s credentials ("" for config.json)."""
+    helpers = config.get("credHelpers") or {}
+    return str(helpers.get(server) or config.get("credsStore") or "")
+
+
+def _run_helper(helper: str, action: str, data: str) -> str:
+    """`docker-credential-<helper> <action>` with `data` on stdin, as docker runs it."""
+    import subprocess
+
+    program = f"docker-credential-{helper}"
+    try:
+        done = subprocess.run([program, action], input=data, capture_output=True, text=True,
+                              timeout=60)
+    except FileNotFoundError:
+        raise CommandFailed(f"error getting credentials - err: exec: \"{program}\": "
+                            "executable file not found in $PATH, out: ``", 1) from None
+    if done.returncode != 0:
+        out = (done.stdout or done.stderr).strip()
+        if action == "get" and "credentials not found" in out:
+            return ""
+        raise CommandFailed(f"error {'storing' if action == 'store' else action + 'ing'} "
+                            f"credentials - err: exit status {done.returncode}, out: `{out}`",
+                            1)
+    return done.stdout
+
+
 def credentials(ctx: Context, registry: str) -> dict[str, str]:
-    entry = (read_config(ctx).get("auths") or {}).get(_server_key(registry)) or {}
+    config = read_config(ctx)
+    helper = _helper_for(config, _server_key(registry))
+    if helper:
+        import json
+
+        out = _run_helper(helper, "get", _server_key(registry))
+        if not out.strip():
+            return {}
+        found = json.loads(out)
+        if found.get("Username") == "<token>":
+            return {"identitytoken": found.get("Secret", "")}
+        return {"username": found.get("Username", ""), "password": found.get("Secret", "")}
+    entry = (config.get("auths") or {}).get(_server_key(registry)) or {}
     result: dict[str, str] = {}
     if entry.get("auth"):
         user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
@@ -121,6 +160,15 @@ def login(ctx: Context, argv: list[str]) -> int:
     token = (result or {}).get("IdentityToken")
     if token:
         entry = {"auth": "", "identitytoken": token}
+    helper = _helper_for(config, server)
+    if helper:
+        from ._jsonlite import dumps
+
+        # The secret goes to the helper; config.json only lists the server, as docker does.
+        _run_helper(helper, "store", dumps({
+            "ServerURL": server, "Username": "<token>" if token else username,
+            "Secret": token or password}))
+        entry = {}
     auths[server] = entry
     write_config(ctx, config)
     sys.stdout.write(f"{(result or {}).get('Status') or 'Login Succeeded'}\n")
@@ -135,10 +183,16 @@ def logout(ctx: Context, argv: list[str]) -> int:
     server = _server_key(args[0] if args else "")
     config = read_config(ctx)
     auths = config.get("auths") or {}
-    if server not in auths:
+    helper = _helper_for(config, server)
+    if server not in auths and not helper:
         sys.stdout.write(f"Not logged in to {server}\n")
         return 0
     sys.stdout.write(f"Removing login credentials for {server}\n")
-    del auths[server]
+    if helper:
+        try:
+            _run_helper(helper, "erase", server)
+        except CommandFailed as err:
+            sys.stderr.write(f"WARNING: could not erase credentials: {server}: {err}\n")
+    auths.pop(server, None)
     write_config(ctx, config)
     return 0

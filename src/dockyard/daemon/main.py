@@ -55,6 +55,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--firewall-prefix", default=None,
                         help="prefix of the daemon's iptables chains (default DOCKYARD), so "
                         "that two daemons on one host do not share rules")
+    parser.add_argument("--insecure-registry", action="append", default=[],
+                        help="a registry (host:port or CIDR) to reach over HTTP (repeatable)")
+    parser.add_argument("--registry-mirror", action="append", default=[],
+                        help="a mirror to pull through first (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -104,8 +108,10 @@ def build_options(args: argparse.Namespace, config: dict[str, Any]) -> tuple[
         runtimes=runtimes,
         log_max_size=_size(log_opts.get("max-size", "10m")),
         log_max_files=int(log_opts.get("max-file", 3)),
-        insecure_registries=list(config.get("insecure-registries") or []),
-        registry_mirrors=list(config.get("registry-mirrors") or []),
+        insecure_registries=[*(config.get("insecure-registries") or []),
+                             *getattr(args, "insecure_registry", [])],
+        registry_mirrors=[*(config.get("registry-mirrors") or []),
+                          *getattr(args, "registry_mirror", [])],
         cgroup_parent=pick(args.cgroup_parent, "cgroup-parent", "/dockyard"),
         bridge=pick(args.bridge, "bridge", "dockyard0") or "dockyard0",
         bip=pick(args.bip, "bip", None),

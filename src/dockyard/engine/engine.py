@@ -7,6 +7,7 @@ import os
 from ..snapshot import Snapshotter
 from ._volume_attach import users_by_volume
 from .containers import ContainerService
+from .distribution import DistributionService
 from .events import EventBus
 from .execs import ExecService
 from .images import ImageService
@@ -30,6 +31,7 @@ class Engine:
         self.containers.volumes = self.volumes
         self.networks = NetworkService(options, self.containers, self.events)
         self.containers.networks = self.networks
+        self.distribution = DistributionService(options, self.images, self.snapshots)
 
     def restore(self) -> None:
         """At daemon start: if a shim from before runs, reconnect (and learn what exited

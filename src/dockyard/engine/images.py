@@ -125,6 +125,13 @@ class ImageService:
                 return sorted(matches, key=lambda d: (not self.names_of(d), d))[0]
         return None
 
+    def target_of(self, name: str) -> str | None:
+        """The target digest a full reference names, if any (pull and push)."""
+        return self._names.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._names)
+
     def names_of(self, target_digest: str) -> list[str]:
         return sorted(name for name, digest in self._names.items() if digest == target_digest)
 
@@ -165,6 +172,9 @@ class ImageService:
             digest = str(target.digest)
             if digest not in self._records:
                 self._records[digest] = ImageRecord(target, time.time(), parent)
+            # A pull may have added a platform to an index: resolve it again.
+            self._resolved = {k: v for k, v in self._resolved.items()
+                              if not k.startswith(digest)}
             if name:
                 self._retarget(name, digest)
             self._save_records()
@@ -295,8 +305,8 @@ class ImageService:
         return {
             "Id": str(image.id),
             "ParentId": "",
-            "RepoTags": [parse_reference(n).familiar() for n in names],
-            "RepoDigests": [f"{parse_reference(n).familiar_name}@{target}" for n in names],
+            "RepoTags": [parse_reference(n).familiar() for n in names if "@" not in n],
+            "RepoDigests": _repo_digests(names, target),
             "Created": int(parse_rfc3339(config.created or "") or self.created(target)),
             "Size": self.size(image),
             "SharedSize": -1,
@@ -312,8 +322,8 @@ class ImageService:
         names = self.names_of(target)
         return {
             "Id": str(image.id),
-            "RepoTags": [parse_reference(n).familiar() for n in names],
-            "RepoDigests": [f"{parse_reference(n).familiar_name}@{target}" for n in names],
+            "RepoTags": [parse_reference(n).familiar() for n in names if "@" not in n],
+            "RepoDigests": _repo_digests(names, target),
             "Parent": self.parent_of(target),
             "Comment": raw.get("comment", ""),
             "Created": raw.get("created", ""),
@@ -344,3 +354,10 @@ class ImageService:
         if entries:
             entries[0]["Id"] = str(image.id)
         return entries
+
+
+def _repo_digests(names: list[str], target: str) -> list[str]:
+    """repo@digest for each repository the image is named in (a name pinned by digest,
+    as a pull by digest records it, counts once)."""
+    found = {f"{parse_reference(n).familiar_name}@{target}" for n in names}
+    return sorted(found)
