@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.compat.conftest import FIXTURES, Daemon
+from tests.integration.test_registry_server_support import start_registry
 
 BASE = "dockyard-build-base:latest"
 
@@ -393,8 +394,28 @@ def test_buildx_builds_an_index_over_platforms(daemon: Daemon, tmp_path: Path) -
                             "/arch", "/hello.txt")
         assert run.returncode == 0, run.stderr
         assert run.stdout == f"{expected}\nhi", platform
-    pushed = daemon.dockyard("buildx", "build", "--push", "-t", "x:1", str(context))
-    assert pushed.returncode == 1 and "--push is not supported yet" in pushed.stderr
+    # --push sends the index and both platforms' images to Dockyard's own registry, and a
+    # build FROM an image that is only there pulls it.
+    registry = start_registry(tmp_path / "registry")
+    try:
+        ref = f"{registry.address}/multi/built:1"
+        pushed = daemon.dockyard("buildx", "build", "--platform", "linux/amd64,linux/arm64",
+                                 "--push", "-t", ref, str(context), timeout=300)
+        assert pushed.returncode == 0, pushed.stderr
+        assert "1: digest: sha256:" in pushed.stdout
+        index = registry.request("GET", "/v2/multi/built/manifests/1",
+                                 headers={"Accept": "application/vnd.oci.image.index.v1+json"})
+        assert sorted(m["platform"]["architecture"] for m in index.json()["manifests"]) == \
+            ["amd64", "arm64"]
+        daemon.docker("rmi", ref, check=True)
+        child = _write(tmp_path / "child", {"Dockerfile": f"FROM {ref}\nRUN cat /arch\n"})
+        built = daemon.dockyard("build", "--platform", "linux/arm64", "-t", "child:1",
+                                str(child), timeout=300)
+        assert built.returncode == 0, built.stderr
+        assert "arm64 aarch64" in built.stdout
+    finally:
+        daemon.docker("rmi", "-f", "child:1", ref)
+        registry.stop()
 
 
 def test_step_images_hidden_and_removed_with_the_image(daemon: Daemon, base: str,

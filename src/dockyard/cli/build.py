@@ -62,10 +62,16 @@ def build(ctx: Context, argv: list[str]) -> int:
 
 def buildx_build(ctx: Context, argv: list[str]) -> int:
     opts, args = ctx.parse(BUILDX_SPEC, argv)
-    if opts.push:
-        raise CommandFailed("ERROR: --push is not supported yet: this build of Dockyard has "
-                            "no registry client; build, then push each image", 1)
-    return _build(ctx, opts, args[0])
+    if opts.push and not opts.tag:
+        raise CommandFailed("ERROR: tag is needed when pushing to registry", 1)
+    code = _build(ctx, opts, args[0])
+    if code == 0 and opts.push:
+        from .image import push_image
+
+        # Each tag names the index over the platforms' images: pushed whole.
+        for tag in opts.tag:
+            code = push_image(ctx, tag, quiet=opts.quiet) or code
+    return code
 
 
 def _build(ctx: Context, opts: Any, path: str) -> int:

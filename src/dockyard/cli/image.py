@@ -532,18 +532,22 @@ PUSH_SPEC = Spec("push", "[OPTIONS] NAME[:TAG]", "Upload an image to a registry"
 
 def push(ctx: Context, argv: list[str]) -> int:
     opts, args = ctx.parse(PUSH_SPEC, argv)
-    reference = args[0]
+    return push_image(ctx, args[0], opts.platform, opts.quiet, opts.all_tags)
+
+
+def push_image(ctx: Context, reference: str, platform: str = "", quiet: bool = False,
+               all_tags: bool = False) -> int:
     repo, tag_name = split_reference(reference)
-    if not opts.all_tags and not tag_name:
+    if not all_tags and not tag_name:
         sys.stdout.write("Using default tag: latest\n")
         tag_name = "latest"
     query = {"tag": tag_name} if tag_name else None
-    if opts.platform:
-        query = {**(query or {}), "platform": opts.platform}
+    if platform:
+        query = {**(query or {}), "platform": platform}
     headers = {"X-Registry-Auth": auth_header(ctx, registry_of(repo))}
     response = ctx.client.request("POST", f"/images/{quote(repo, ':@/')}/push", query,
                                   raw_body=b"", headers=headers)
-    if opts.quiet:
+    if quiet:
         for message in response.iter_json():
             if message.get("error"):
                 raise ProgressError(message["error"], 1)

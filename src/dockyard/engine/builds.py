@@ -284,10 +284,9 @@ class EngineExecutor:
     # -- images -------------------------------------------------------------------------------
 
     def find_image(self, ref: str, platform: str, pull: bool) -> BuildImage:
-        """The base image: pulled first with --pull, or when it is not here, if the
-        engine has a registry client (`pull_image(ref, platform)`)."""
+        """The base image: pulled first with --pull, or when it is not here."""
         wanted = parse_platform(platform) if platform else None
-        puller = getattr(self.engine, "pull_image", None)
+        puller = self._pull if getattr(self.engine, "distribution", None) else None
         if pull and puller is not None:
             try:
                 puller(ref, platform)
@@ -308,6 +307,13 @@ class EngineExecutor:
         except (EngineError, ImageError) as e:
             raise BuildError(str(e)) from None
         return BuildImage(str(resolved.id), self._doc(resolved), target)
+
+    def _pull(self, ref: str, platform: str) -> None:
+        # Anonymous, as the classic builder without X-Registry-Config; the progress of a
+        # base image's pull is not part of the build's output.
+        from .distribution import credentials_from
+
+        self.engine.distribution.pull(ref, "", platform, credentials_from(), lambda _m: None)
 
     def _resolve(self, image: BuildImage) -> Any:
         if not image.ref:
