@@ -414,7 +414,9 @@ def test_buildx_builds_an_index_over_platforms(daemon: Daemon, tmp_path: Path) -
         assert built.returncode == 0, built.stderr
         assert "arm64 aarch64" in built.stdout
     finally:
-        daemon.docker("rmi", "-f", "child:1", ref)
+        # multi-built's step images name multi:1.0's as their parent: leave nothing that
+        # would keep another test's multi:1.0 from being pruned.
+        daemon.docker("rmi", "-f", "child:1", ref, "multi-built:1")
         registry.stop()
 
 
@@ -455,11 +457,14 @@ def test_docker_py_build(daemon: Daemon, base: str, tmp_path: Path) -> None:
 
 
 def test_missing_base_image_and_remote_add(daemon: Daemon, base: str, tmp_path: Path) -> None:
-    context = _write(tmp_path, {"Dockerfile": "FROM no-such-base:1\nRUN true\n"})
+    # A base image that is not here is pulled; its registry (a closed port on 127.0.0.1:
+    # tests never reach Docker Hub) refuses, and the build says so.
+    context = _write(tmp_path, {"Dockerfile": "FROM 127.0.0.1:9/no-such-base:1\nRUN true\n"})
     result = _build(daemon, context, "-t", "nobase:1", check=False)
     assert result.returncode == 1
-    assert "Step 1/2 : FROM no-such-base:1" in result.stdout
-    assert "pull access denied for no-such-base:1" in result.stderr
+    assert "Step 1/2 : FROM 127.0.0.1:9/no-such-base:1" in result.stdout
+    assert "127.0.0.1:9" in result.stderr and "connection refused" in result.stderr, \
+        result.stderr
     remote = _write(tmp_path / "r", {"Dockerfile": f"FROM {base}\nADD http://127.0.0.1:9/x /x\n"})
     result = _build(daemon, remote, tool="dockyard", check=False)
     assert result.returncode == 1 and "remote URLs are not supported" in result.stderr

@@ -173,7 +173,7 @@ class DistributionService:
             raise EngineError(str(e)) from None
         self._remember(ref, [pulled.target.digest, pulled.manifest.digest,
                              pulled.config.digest, *(layer.digest for layer in pulled.layers)])
-        self.images.add(pulled.target, name)
+        self.images.add(pulled.target, name, platform=platform)
         emit({"status": f"Digest: {pulled.target.digest}"})
         familiar = ref.familiar()
         if pulled.fetched or previous != str(pulled.target.digest):

@@ -27,6 +27,7 @@ from ..image import (
     load_archive,
     mediatypes,
     parse_descriptor,
+    parse_platform,
     parse_reference,
     resolve_image,
     save_archive,
@@ -57,6 +58,9 @@ class ImageService:
         self._lock = threading.RLock()
         self._records: dict[str, ImageRecord] = {}
         self._names: dict[str, str] = {}  # full reference -> target digest
+        # Names pulled with --platform: the platform their index stands for, as Docker's
+        # tag then names that platform's image (a later inspect or run finds it).
+        self._platforms: dict[str, str] = {}
         self._resolved: dict[str, ResolvedImage] = {}
         self._load_records()
 
@@ -72,6 +76,8 @@ class ImageService:
                                                 entry.get("created", 0.0),
                                                 entry.get("parent", ""))
         self._names = dict(doc.get("names", {}))
+        self._platforms = {name: platform for name, platform
+                           in dict(doc.get("platforms", {})).items() if name in self._names}
 
     def _save_records(self) -> None:
         doc = {
@@ -79,6 +85,7 @@ class ImageService:
                                 **({"parent": record.parent} if record.parent else {})}
                        for digest, record in self._records.items()},
             "names": self._names,
+            **({"platforms": self._platforms} if self._platforms else {}),
         }
         write_atomic(self.root / _RECORDS, json.dumps(doc, indent=1), durable=True)
 
@@ -103,7 +110,18 @@ class ImageService:
             digest = self._find_target(ref)
             if digest is None:
                 raise NotFound(f"No such image: {ref}")
+            if platform is None:
+                platform = self._platform_of(ref)
             return digest, self.resolve(digest, platform)
+
+    def _platform_of(self, ref: str) -> Platform | None:
+        if not self._platforms:
+            return None
+        try:
+            chosen = self._platforms.get(str(parse_reference(ref).with_default_tag()))
+        except ImageReferenceError:
+            return None
+        return parse_platform(chosen) if chosen else None
 
     def _find_target(self, ref: str) -> str | None:
         try:
@@ -164,10 +182,11 @@ class ImageService:
             self.events.emit("image", "load", str(image.id))
         return loaded
 
-    def add(self, target: Descriptor, name: str | None, parent: str = "") -> None:
+    def add(self, target: Descriptor, name: str | None, parent: str = "",
+            platform: Platform | None = None) -> None:
         """Registers an image whose blobs are already in the content store (commit,
-        import, build), optionally under a full reference; `parent`: the image ID a build
-        step started from."""
+        import, build, pull), optionally under a full reference; `parent`: the image ID a
+        build step started from; `platform`: the one a pull asked for."""
         with self._lock:
             digest = str(target.digest)
             if digest not in self._records:
@@ -177,6 +196,8 @@ class ImageService:
                               if not k.startswith(digest)}
             if name:
                 self._retarget(name, digest)
+                if platform is not None:
+                    self._platforms[name] = str(platform)
             self._save_records()
 
     def tag(self, ref: str, repo: str, tag: str) -> None:
@@ -189,11 +210,15 @@ class ImageService:
             raise InvalidParameter("refusing to create a tag with a digest reference")
         with self._lock:
             self._retarget(str(new), target)
+            source = self._platform_of(ref)
+            if source is not None:
+                self._platforms[str(new)] = str(source)
             self._save_records()
         self.events.emit("image", "tag", str(image.id), {"name": new.familiar()})
 
     def _retarget(self, name: str, digest: str) -> None:
         self._names[name] = digest
+        self._platforms.pop(name, None)
 
     def remove(self, ref: str, force: bool, in_use_by: list[str]) -> list[dict[str, str]]:
         """Untags ref (when it is a name with other names left) or deletes the image.
@@ -209,6 +234,7 @@ class ImageService:
             short_id = str(image.id)[7:19]
             if by_name in self._names and len(names) > 1:
                 del self._names[by_name]
+                self._platforms.pop(by_name, None)
                 self._save_records()
                 untagged.append({"Untagged": parse_reference(by_name).familiar()})
                 self.events.emit("image", "untag", str(image.id), {"name": by_name})
@@ -225,6 +251,7 @@ class ImageService:
                                "image is referenced in multiple repositories")
             for name in names:
                 del self._names[name]
+                self._platforms.pop(name, None)
                 untagged.append({"Untagged": parse_reference(name).familiar()})
             parent = self._records[target].parent
             del self._records[target]
