@@ -1,7 +1,7 @@
 """Builds on dockyardd against the real Docker Engine (Debian's docker.io, classic builder),
 side by side in one run, through the same client: `DOCKER_BUILDKIT=0 docker build`.
 
-Both daemons are started by this script (Docker with --bridge none and no iptables, as
+Both daemons are started by this script (both with --bridge none and no iptables, as
 bench/engine_bench.py does) and load the same busybox fixture. The Dockerfile has a COPY
 and 5 RUN steps. Rows, alternating between the engines round by round, medians:
 - cold: `docker build --no-cache` (every step runs and commits);
@@ -66,7 +66,8 @@ def main() -> None:
                                          str(dy_root / "data"), "--exec-root",
                                          str(dy_root / "exec"), "--config-file",
                                          str(dy_root / "daemon.json"), "--cgroup-parent",
-                                         "/dockyard-build-bench"], dy_root / "d.sock"),
+                                         "/dockyard-build-bench", "--bridge", "none",
+                                         "--iptables=false"], dy_root / "d.sock"),
             Engine("docker", dk_root, ["dockerd", "-H", f"unix://{dk_root}/d.sock",
                                        "--data-root", str(dk_root / "data"), "--exec-root",
                                        str(dk_root / "exec"), "--pidfile",

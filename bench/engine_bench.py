@@ -1,8 +1,8 @@
 """dockyardd against the real Docker Engine (Debian's docker.io), side by side in one run.
 
-Both daemons are started by this script on their own sockets and data roots (Docker with
---bridge none and no iptables: nothing changes on the host; Dockyard has no networking
-yet either), both load the same busybox image (the shared fixture, from Debian's
+Both daemons are started by this script on their own sockets and data roots, both with
+--bridge none and no iptables (nothing changes on the host; bench/network_bench.py
+compares them with their bridges), both load the same busybox image (the shared fixture, from Debian's
 busybox-static), and each row alternates between them round by round. Medians.
 
 Rows: `docker run --rm IMAGE true` through the docker CLI; create+start+wait+remove
@@ -142,7 +142,8 @@ def main() -> None:
                                          str(dy_root / "data"), "--exec-root",
                                          str(dy_root / "exec"), "--config-file",
                                          str(dy_root / "daemon.json"), "--cgroup-parent",
-                                         "/dockyard-bench"], dy_root / "d.sock"),
+                                         "/dockyard-bench", "--bridge", "none",
+                                         "--iptables=false"], dy_root / "d.sock"),
             Engine("docker", dk_root, ["dockerd", "-H", f"unix://{dk_root}/d.sock",
                                        "--data-root", str(dk_root / "data"), "--exec-root",
                                        str(dk_root / "exec"), "--pidfile",
