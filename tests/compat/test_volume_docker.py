@@ -211,6 +211,12 @@ def test_volume_commands_list_filter_inspect_remove_prune(clean: Daemon) -> None
     formatted = daemon.docker("volume", "ls", "-f", f"name={blue}", "--format",
                               "{{.Name}}|{{.Driver}}|{{.Labels}}|{{.Scope}}", check=True)
     assert formatted.stdout == f"{blue}|local|color=blue|local\n"
+    # ps: the Mounts column and the volume filter (by name or mount point)
+    for cli in (daemon.docker, daemon.dockyard):
+        for wanted in (used, "/u"):
+            shown = cli("ps", "-a", "--filter", f"volume={wanted}", "--format",
+                        "{{.Names}} {{.Mounts}}", check=True)
+            assert shown.stdout == f"{holder} {used}\n", (wanted, shown.stdout)
     bad_filter = daemon.docker("volume", "ls", "-f", "colour=blue")
     assert bad_filter.returncode == 1 and "invalid filter 'colour'" in bad_filter.stderr
     # in use: refused, by the CLI and by the API (409)

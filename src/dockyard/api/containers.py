@@ -330,7 +330,7 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         "Status": status_text(record["State"]),
         "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode", "default")},
         "NetworkSettings": {"Networks": (record.get("NetworkSettings") or {}).get("Networks")
-                            or {}}, "Mounts": [],
+                            or {}}, "Mounts": record.get("Mounts") or [],
     }
 
 
@@ -385,6 +385,12 @@ def _container_matches(record: dict[str, Any], filters: Any) -> bool:
         if key == "ancestor" and not any(v in (record["Config"].get("Image"),
                                                record["Image"]) for v in values):
             return False
+        if key == "volume":
+            # A volume's name or a mount point, as dockerd's filter.
+            mounts = record.get("Mounts") or []
+            if not any(v in (m.get("Name"), m.get("Destination"), m.get("Source"))
+                       for v in values for m in mounts):
+                return False
         if key == "network":
             networks = (record.get("NetworkSettings") or {}).get("Networks") or {}
             known = set(networks) | {e.get("NetworkID") for e in networks.values()}
