@@ -20,6 +20,12 @@ from tests.host import remove_cgroups, unmount_all_under
 
 BIN = Path(sys.executable).parent
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+# The test daemons reach registries on 127.0.0.1 only: anything else (an image name that
+# would mean Docker Hub) goes to a proxy on a closed local port and fails at once, with no
+# DNS lookup of an outside name.
+_NOWHERE = "http://127.0.0.1:9"
+OFFLINE_ENV = {**os.environ, "HTTPS_PROXY": _NOWHERE, "HTTP_PROXY": _NOWHERE,
+               "NO_PROXY": "127.0.0.1,localhost,::1"}
 DOCKER = "/usr/local/bin/docker" if Path("/usr/local/bin/docker").exists() else "docker"
 
 
@@ -53,7 +59,7 @@ class Daemon:
                  "--cgroup-parent", self.cgroup_parent, "--config-file", str(config),
                  "--bridge", self.bridge, "--firewall-prefix", self.firewall_prefix,
                  "--log-level", "debug", *self.extra_args],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=OFFLINE_ENV)
         deadline = time.monotonic() + 15
         while not self.socket.exists():
             assert self.process.poll() is None, self.log.read_text()

@@ -43,6 +43,13 @@ def test_exit_codes_for_engine_errors(daemon: Daemon) -> None:
     assert not_executable.returncode == 126, not_executable.stderr
     no_image = daemon.docker("run", "--rm", "--pull", "never", "no-such-image:1")
     assert no_image.returncode == 125
+    # An image that is not here is pulled: from Docker Hub, which the test daemons reach
+    # only through a proxy on a closed local port (conftest.OFFLINE_ENV).
+    hub = daemon.docker("run", "--rm", "no-such-image:1")
+    assert hub.returncode == 125
+    assert "Unable to find image 'no-such-image:1' locally" in hub.stderr
+    assert 'Get "https://registry-1.docker.io/v2/": proxyconnect tcp: dial tcp 127.0.0.1:9' \
+        in hub.stderr, hub.stderr
 
 
 def test_detached_lifecycle_ps_logs_exec_stop_rm(daemon: Daemon) -> None:

@@ -1,6 +1,9 @@
 """HTTP for the registry client: keep-alive connections over stdlib http.client, a few
 per host, shared by the threads of one pull or push.
 
+As dockerd, the daemon's environment chooses a proxy: HTTPS_PROXY / HTTP_PROXY (any case)
+unless NO_PROXY names the host; HTTPS goes through a CONNECT tunnel, HTTP in absolute form.
+
 A connection is handed out for one request and back into the pool once its response has
 been read to the end; a kept-alive connection the server closed meanwhile is retried once
 on a fresh connection (requests with a body that is a stream are not retried).
@@ -8,6 +11,7 @@ on a fresh connection (requests with a body that is a stream are not retried).
 
 from __future__ import annotations
 
+import base64
 import http.client
 import socket
 import ssl
@@ -16,13 +20,20 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
+from urllib.request import getproxies_environment, proxy_bypass_environment
 
 _MAX_IDLE_PER_HOST = 8
 _MAX_REDIRECTS = 5
 _TIMEOUT = 60.0
 _STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
           http.client.BadStatusLine)
+
+
+@dataclass(frozen=True)
+class Proxy:
+    netloc: str
+    headers: dict[str, str]
 
 
 class TransportError(Exception):
@@ -53,8 +64,10 @@ Body = bytes | IO[bytes] | None
 class ConnectionPool:
     """Idle keep-alive connections by (scheme, host:port)."""
 
-    def __init__(self, timeout: float = _TIMEOUT) -> None:
+    def __init__(self, timeout: float = _TIMEOUT,
+                 proxies: Mapping[str, str] | None = None) -> None:
         self._timeout = timeout
+        self._proxies = dict(getproxies_environment() if proxies is None else proxies)
         self._idle: dict[tuple[str, str], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         # Insecure registries over HTTPS: any certificate is accepted (Docker's rule).
@@ -68,10 +81,36 @@ class ConnectionPool:
             idle = self._idle.get((scheme, netloc))
             if idle:
                 return idle.pop()
+        proxy = self.proxy_for(scheme, netloc)
         if scheme == "https":
             context = self._verified if verify else self._unverified
-            return http.client.HTTPSConnection(netloc, timeout=self._timeout, context=context)
-        return http.client.HTTPConnection(netloc, timeout=self._timeout)
+            if proxy is None:
+                return http.client.HTTPSConnection(netloc, timeout=self._timeout,
+                                                   context=context)
+            conn = http.client.HTTPSConnection(proxy.netloc, timeout=self._timeout,
+                                               context=context)
+            conn.set_tunnel(netloc, headers=proxy.headers)
+            return conn
+        return http.client.HTTPConnection(proxy.netloc if proxy else netloc,
+                                          timeout=self._timeout)
+
+    def proxy_for(self, scheme: str, netloc: str) -> Proxy | None:
+        """The proxy a request to scheme://netloc goes through, if any."""
+        url = self._proxies.get(scheme)
+        if not url or proxy_bypass_environment(netloc, self._proxies):
+            return None
+        if "://" not in url:
+            url = f"http://{url}"
+        parts = urlsplit(url)
+        headers: dict[str, str] = {}
+        if parts.username:
+            secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            headers["Proxy-Authorization"] = \
+                "Basic " + base64.b64encode(secret.encode()).decode()
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        return Proxy(f"{host}:{parts.port or 80}", headers)
 
     def _give_back(self, scheme: str, netloc: str, conn: http.client.HTTPConnection) -> None:
         with self._lock:
@@ -144,6 +183,10 @@ class ConnectionPool:
               headers: dict[str, str], body: Body,
               verify: bool) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         retriable = body is None or isinstance(body, bytes)
+        proxy = self.proxy_for(scheme, netloc)
+        if proxy is not None and scheme == "http":
+            target = f"http://{netloc}{target}"
+            headers = {**headers, **proxy.headers}
         for attempt in range(2):
             conn = self._take(scheme, netloc, verify)
             fresh = conn.sock is None
@@ -167,7 +210,7 @@ class ConnectionPool:
                                          f"{error or type(error).__name__}") from None
             except (OSError, ssl.SSLError, http.client.HTTPException) as error:
                 conn.close()
-                raise TransportError(_describe(error, scheme, netloc)) from None
+                raise TransportError(_describe(error, scheme, netloc, proxy)) from None
         raise AssertionError("unreachable")
 
 
@@ -181,10 +224,14 @@ def _send_stream(conn: http.client.HTTPConnection, body: IO[bytes]) -> None:
         sock.sendall(chunk)
 
 
-def _describe(error: BaseException, scheme: str, netloc: str) -> str:
+def _describe(error: BaseException, scheme: str, netloc: str,
+              proxy: Proxy | None = None) -> str:
     if isinstance(error, ssl.SSLError):
         return f"Get \"{scheme}://{netloc}/v2/\": tls: {error.reason or error}"
     if isinstance(error, ConnectionRefusedError):
+        if proxy is not None:
+            return (f"Get \"{scheme}://{netloc}/v2/\": proxyconnect tcp: dial tcp "
+                    f"{proxy.netloc}: connect: connection refused")
         return f"Get \"{scheme}://{netloc}/v2/\": dial tcp {netloc}: connect: connection refused"
     if isinstance(error, socket.timeout | TimeoutError):
         return f"Get \"{scheme}://{netloc}/v2/\": net/http: request canceled (timeout)"
