@@ -164,7 +164,16 @@ def system_info(engine: Engine) -> dict[str, Any]:
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "docker-init",
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
         "SecurityOptions": ["name=seccomp,profile=builtin"], "Warnings": None,
+        **_firewall_backend(engine),
     }
+
+
+def _firewall_backend(engine: Engine) -> dict[str, Any]:
+    """Docker 28's FirewallBackend, absent (as dockerd) when the daemon manages no rules."""
+    firewall = getattr(getattr(engine, "networks", None), "firewall", None)
+    if firewall is None or not firewall.enabled:
+        return {}
+    return {"FirewallBackend": {"Driver": firewall.backend}}
 
 
 def _daemon_id(engine: Engine) -> str:

@@ -55,6 +55,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--firewall-prefix", default=None,
                         help="prefix of the daemon's iptables chains (default DOCKYARD), so "
                         "that two daemons on one host do not share rules")
+    parser.add_argument("--firewall-backend", default=None, choices=["iptables", "nftables"],
+                        help="firewall rules through iptables or nftables (default: iptables "
+                        "when iptables-restore and iptables-save are found, else nftables)")
     parser.add_argument("--insecure-registry", action="append", default=[],
                         help="a registry (host:port or CIDR) to reach over HTTP (repeatable)")
     parser.add_argument("--registry-mirror", action="append", default=[],
@@ -118,11 +121,23 @@ def build_options(args: argparse.Namespace, config: dict[str, Any]) -> tuple[
         iptables=bool(pick(args.iptables, "iptables", True)),
         ip_forward=bool(pick(args.ip_forward, "ip-forward", True)),
         firewall_prefix=pick(args.firewall_prefix, "firewall-prefix", "DOCKYARD"),
+        firewall_backend=_firewall_backend(pick(args.firewall_backend, "firewall-backend", ""),
+                                           bool(pick(args.iptables, "iptables", True))),
     )
     hosts = pick(args.host, "hosts", [DEFAULT_HOST])
     pidfile = pick(args.pidfile, "pidfile", None)
     level = pick(args.log_level, "log-level", "info")
     return options, hosts, pidfile, level
+
+
+def _firewall_backend(choice: str, enabled: bool) -> str:
+    """The backend chosen or detected, or a clear error at start when there is none."""
+    from ..network.firewall import FirewallError, resolve_backend
+
+    try:
+        return resolve_backend(str(choice or ""), enabled)
+    except FirewallError as e:
+        raise SystemExit(f"dockyardd: {e}") from None
 
 
 def _size(text: Any) -> int:

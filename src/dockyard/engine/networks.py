@@ -26,13 +26,13 @@ from ..network import (
     BridgeError,
     BridgeRules,
     Endpoint,
-    Firewall,
     FirewallError,
     IpamError,
     PortError,
     PortRule,
     bridge,
     ipam,
+    make_firewall,
     ports,
 )
 from .errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound
@@ -82,8 +82,9 @@ class NetworkService:
         self.root.mkdir(parents=True, exist_ok=True)
         self.netns_root: Path = options.exec_root / "netns"
         self.default_bridge: str = getattr(options, "bridge", "dockyard0") or "dockyard0"
-        self.firewall = Firewall(getattr(options, "firewall_prefix", "DOCKYARD"),
-                                 bool(getattr(options, "iptables", True)))
+        self.firewall = make_firewall(getattr(options, "firewall_prefix", "DOCKYARD"),
+                                      bool(getattr(options, "iptables", True)),
+                                      getattr(options, "firewall_backend", ""))
         self._lock = threading.RLock()
         self._networks: dict[str, dict[str, Any]] = {}
         self._up: set[str] = set()          # bridges known to exist since our start

@@ -16,7 +16,7 @@ class EngineOptions:
                  insecure_registries: list[str] | None = None,
                  registry_mirrors: list[str] | None = None, bridge: str = "dockyard0",
                  bip: str | None = None, iptables: bool = True, ip_forward: bool = True,
-                 firewall_prefix: str = "DOCKYARD") -> None:
+                 firewall_prefix: str = "DOCKYARD", firewall_backend: str = "") -> None:
         self.data_root = data_root
         self.exec_root = exec_root
         self.default_runtime = runtime
@@ -34,6 +34,7 @@ class EngineOptions:
         self.iptables = iptables
         self.ip_forward = ip_forward
         self.firewall_prefix = firewall_prefix
+        self.firewall_backend = firewall_backend    # iptables | nftables | "" (detected)
 
     def runtime_path(self, name: str | None) -> str:
         """The binary for a runtime name (default: the daemon's --runtime)."""

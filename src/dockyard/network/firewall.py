@@ -14,8 +14,15 @@ get one jump each into ours, added once if missing.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._nftables import NftablesFirewall
+
+BACKENDS = ("iptables", "nftables")
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,8 @@ class FirewallError(RuntimeError):
 
 
 class Firewall:
+    backend = "iptables"
+
     def __init__(self, prefix: str = "DOCKYARD", enabled: bool = True) -> None:
         self.prefix = prefix
         self.enabled = enabled
@@ -135,6 +144,39 @@ class Firewall:
         saved = _save()
         if any(f":{c} " in saved for chains in self.chains.values() for c in chains):
             _restore(self.render_teardown(saved))
+
+
+def detect_backend(path: str | None = None) -> str:
+    """As dockerd: iptables when its restore and save tools are on PATH, else nftables when
+    `nft` is; "" when neither is."""
+    if shutil.which("iptables-restore", path=path) and shutil.which("iptables-save", path=path):
+        return "iptables"
+    return "nftables" if shutil.which("nft", path=path) else ""
+
+
+def resolve_backend(choice: str = "", enabled: bool = True, path: str | None = None) -> str:
+    """The backend to use: `choice` (--firewall-backend) or the detected one. Without any
+    tool it is an error unless the firewall is off (--iptables=false), then ""."""
+    if choice and choice not in BACKENDS:
+        raise FirewallError(f"invalid firewall backend {choice!r}: expected iptables or "
+                            "nftables")
+    found = choice or detect_backend(path)
+    if not found and enabled:
+        raise FirewallError("no firewall backend found: neither iptables-restore and "
+                            "iptables-save nor nft is on PATH (install iptables or nftables, "
+                            "or start the daemon with --iptables=false)")
+    return found
+
+
+def make_firewall(prefix: str = "DOCKYARD", enabled: bool = True,
+                  backend: str = "") -> Firewall | NftablesFirewall:
+    """The daemon's firewall for `backend` ("" = detected); both have the same interface:
+    apply(bridges, ports, check_jumps, ports_only), teardown(), enabled, prefix, backend."""
+    if resolve_backend(backend, enabled) == "nftables":
+        from ._nftables import NftablesFirewall
+
+        return NftablesFirewall(prefix, enabled)
+    return Firewall(prefix, enabled)
 
 
 def _save() -> str:
