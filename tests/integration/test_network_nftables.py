@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dockyard.network import BridgeRules, PortRule, make_firewall
+from dockyard.network import BridgeRules, FirewallError, PortRule, _nftables, make_firewall
 from dockyard.network._nftables import NftablesFirewall, run_nft
 from tests.conftest import require_root
 
@@ -34,9 +34,14 @@ def _chains(table: str) -> dict[str, dict]:
             if "chain" in item}
 
 
-@pytest.fixture
-def firewall() -> Iterator[NftablesFirewall]:
+@pytest.fixture(params=["library", "binary"])
+def firewall(request: pytest.FixtureRequest,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[NftablesFirewall]:
+    """Both ways of running a transaction: libnftables in-process and `nft -f -`."""
     require_root()
+    monkeypatch.setattr(_nftables, "USE_LIBRARY", request.param == "library")
+    if request.param == "library":
+        assert _nftables._libnftables() is not None, "libnftables does not load"
     tag = uuid.uuid4().hex[:6]
     instance = make_firewall(f"DYI{tag.upper()}", True, "nftables")
     assert isinstance(instance, NftablesFirewall)
@@ -90,3 +95,13 @@ def test_apply_is_idempotent_and_teardown_removes_the_table(
     firewall.teardown()
     assert f"table ip {firewall.table}" not in _tables()
     firewall.teardown()                                    # already gone: no error
+
+
+def test_a_failed_transaction_changes_nothing_and_says_why(firewall: NftablesFirewall) -> None:
+    firewall.apply([BridgeRules("dyia", "10.213.40.0/24", False)], [])
+    before = _listing(firewall.table)
+    broken = firewall.render([BridgeRules("dyia", "10.213.40.0/24", False)], []).replace(
+        "jump hairpin", "jump hairpin\n\t\tno such statement")
+    with pytest.raises(FirewallError, match="nft: .*syntax error"):
+        run_nft(broken)
+    assert _listing(firewall.table) == before

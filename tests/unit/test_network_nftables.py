@@ -160,6 +160,7 @@ def test_apply_and_teardown_run_one_nft_each(monkeypatch: pytest.MonkeyPatch) ->
 def test_missing_nft_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     from dockyard.network import _nftables
 
+    monkeypatch.setattr(_nftables, "USE_LIBRARY", False)
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(FirewallError, match="nft: not found"):
         _nftables.run_nft("table ip dyx\n")
