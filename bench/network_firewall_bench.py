@@ -8,14 +8,19 @@ start or stop with `-p`; the iptables backend then writes nat only), and teardow
 Nothing is sent on the network: the rules name bridges that do not exist. Chains and the
 table use a prefix of this script's own and are removed at the end.
 
+With --daemons: two dockyardd instead, one per backend (each with its own data root, bridge
+and prefix), and `run --rm -p PORT:80 IMAGE true` timed on each, alternating; both daemons
+stop cleanly at the end, which removes their bridges and rules.
+
 usage: .venv/bin/python bench/network_firewall_bench.py [--rounds 30] [--bridges 5] [--ports 10]
-       [--nft-binary] [--markdown]
+       [--nft-binary] [--markdown] [--daemons]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -23,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dockyard.network import BridgeRules, PortRule, _nftables, make_firewall  # noqa: E402
 
 
@@ -30,6 +36,59 @@ def _timed(fn: Callable[[], None]) -> float:
     start = time.perf_counter()
     fn()
     return (time.perf_counter() - start) * 1000
+
+
+def daemons(rounds: int, markdown: bool) -> None:
+    import tempfile
+
+    from engine_bench import BIN, FIXTURE, IMAGE, Engine
+    from network_bench import free_port
+
+    from dockyard.network import bridge
+
+    tag = uuid.uuid4().hex[:6]
+    rows: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="dockyard-firewall-bench-") as tmp:
+        engines = []
+        for backend in ("iptables", "nftables"):
+            root = Path(tmp) / backend
+            root.mkdir()
+            (root / "daemon.json").write_text("{}")
+            engines.append(Engine(backend, root, [
+                str(BIN / "dockyardd"), "-H", f"unix://{root}/d.sock", "--data-root",
+                str(root / "data"), "--exec-root", str(root / "exec"), "--config-file",
+                str(root / "daemon.json"), "--cgroup-parent", f"/dyfb-{tag}-{backend}",
+                "--bridge", f"dyfb{tag}{backend[0]}", "--firewall-prefix",
+                f"DYFB{tag.upper()}{backend[0].upper()}", "--firewall-backend", backend],
+                root / "d.sock"))
+        try:
+            for engine in engines:
+                engine.start()
+                engine.docker("load", "-i", str(FIXTURE))
+                engine.docker("run", "--rm", "-p", f"{free_port()}:80", IMAGE, "true")
+            for _ in range(rounds):
+                for engine in engines:
+                    row = f"run --rm -p PORT:80 IMAGE true, {engine.name}"
+                    rows.setdefault(row, []).append(_timed(
+                        lambda e=engine: e.docker("run", "--rm", "-p", f"{free_port()}:80",
+                                                  IMAGE, "true")))
+        finally:
+            for engine in engines:
+                engine.stop()
+                bridge.delete_link(engine.argv[engine.argv.index("--bridge") + 1])
+                prefix = engine.argv[engine.argv.index("--firewall-prefix") + 1]
+                make_firewall(prefix, True, engine.name).teardown()
+                for base in Path("/sys/fs/cgroup").iterdir():
+                    path = base / f"dyfb-{tag}-{engine.name}"
+                    if path.is_dir():
+                        subprocess.run(["find", str(path), "-depth", "-type", "d", "-exec",
+                                        "rmdir", "{}", ";"], check=False, capture_output=True)
+    print(f"two dockyardd, {rounds} rounds, medians (ms)")
+    if markdown:
+        print("| operation | ms |\n|---|---|")
+    for name, values in rows.items():
+        value = statistics.median(values)
+        print(f"| {name} | {value:.1f} |" if markdown else f"{name:48} {value:8.1f}")
 
 
 def main() -> int:
@@ -40,8 +99,13 @@ def main() -> int:
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--nft-binary", action="store_true",
                         help="run `nft -f -` instead of libnftables in-process")
+    parser.add_argument("--daemons", action="store_true",
+                        help="time `run --rm -p` on two daemons, one per backend")
     args = parser.parse_args()
     _nftables.USE_LIBRARY = not args.nft_binary
+    if args.daemons:
+        daemons(args.rounds, args.markdown)
+        return 0
     tag = uuid.uuid4().hex[:6].upper()
     bridges = [BridgeRules(f"dyfb{i}", f"10.213.{100 + i}.0/24", i % 3 == 2)
                for i in range(args.bridges)]
