@@ -10,6 +10,9 @@ get one jump each into ours, added once if missing.
   nat     PREROUTING, OUTPUT (to local addresses) -> P-DNAT   published ports
           POSTROUTING -> P-POSTROUTING    masquerade out of a bridge, loopback clients,
                                           hairpin
+
+`make_firewall` picks this backend or the nftables one (_nftables.py: the same rules in a
+table of the daemon's own), by --firewall-backend or detected as dockerd does.
 """
 
 from __future__ import annotations
