@@ -152,6 +152,21 @@ def test_a_port_bound_to_127_0_0_1_answers_only_there(nftd: Daemon) -> None:
         nftd.docker("rm", "-f", web, check=True)
 
 
+def test_a_container_reaches_its_own_published_port_through_the_host(nftd: Daemon) -> None:
+    port = _free_port()
+    web = _httpd(nftd, "-p", f"{port}:80")
+    try:
+        _http_get(f"http://127.0.0.1:{port}/")
+        address = _inspect(nftd, web)["NetworkSettings"]["IPAddress"]
+        assert f"ip saddr {address} ip daddr {address} tcp dport 80 masquerade" in \
+            _ruleset(nftd)
+        seen = nftd.docker("exec", web, "wget", "-q", "-O-",
+                           f"http://{_bridge(nftd)['gateway']}:{port}/")
+        assert seen.stdout == f"hello {web}\n", seen.stderr
+    finally:
+        nftd.docker("rm", "-f", web, check=True)
+
+
 def test_outbound_masquerade_rule_for_the_default_bridge(nftd: Daemon) -> None:
     # Starting a container brings the default bridge up (and its rules with it).
     nftd.docker("run", "--rm", IMAGE, "true", check=True)
