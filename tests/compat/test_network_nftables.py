@@ -66,6 +66,9 @@ def nftd() -> Iterator[Daemon]:
     leftovers = networking_leftovers(instance.data_root, instance.bridge,
                                      instance.firewall_prefix)
     assert not leftovers, leftovers
+    assert f"table ip {_table(instance)}" not in _tables()
+    if str(root) not in Path("/proc/self/mountinfo").read_text():
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _name(prefix: str) -> str:
