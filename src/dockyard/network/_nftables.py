@@ -189,18 +189,20 @@ def run_nft(text: str, check_only: bool = False) -> None:
         raise FirewallError(f"nft: {result.stderr.strip()}")
 
 
-# libnftables: None until tried, False when it does not load. USE_LIBRARY = False makes
-# run_nft use the nft binary (tests run both paths).
+# libnftables, loaded at the first transaction (None when it does not load). USE_LIBRARY =
+# False makes run_nft use the nft binary (the tests run both paths).
 USE_LIBRARY = True
-_lib: ctypes.CDLL | None | bool = None
+_lib: ctypes.CDLL | None = None
+_lib_tried = False
 _lib_lock = threading.Lock()
 
 
 def _libnftables() -> ctypes.CDLL | None:
-    global _lib
+    global _lib, _lib_tried
     if not USE_LIBRARY:
         return None
-    if _lib is None:
+    if not _lib_tried:
+        _lib_tried = True
         try:
             lib = ctypes.CDLL(ctypes.util.find_library("nftables") or "libnftables.so.1")
             lib.nft_ctx_new.restype = ctypes.c_void_p
@@ -214,8 +216,8 @@ def _libnftables() -> ctypes.CDLL | None:
             lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
             _lib = lib
         except (OSError, AttributeError):
-            _lib = False
-    return _lib or None
+            _lib = None
+    return _lib
 
 
 def _run_in_process(lib: ctypes.CDLL, text: str, check_only: bool) -> None:
