@@ -33,6 +33,10 @@ from ._requests import fetch_blob, get_manifest
 from ._spool import Spool
 
 MAX_CONCURRENT_DOWNLOADS = 3  # dockerd's default (--max-concurrent-downloads)
+# Layers unpacked at once: enough for every download in flight to have its unpacker
+# reading it as it comes, and for the small layers to finish meanwhile. A layer whose
+# unpacker starts late is read back from the content store (see _spool).
+MAX_CONCURRENT_UNPACKS = 6
 _PROGRESS_STEP = 512 << 10  # bytes between two "Downloading" messages of a layer
 PROGRESS_INTERVAL = 0.1  # seconds between two of them at least (dockerd's rate limit)
 
@@ -131,10 +135,9 @@ def pull(client: RegistryClient, repository: str, reference: str, store: Content
     published: set[int] = set()
     download_pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_DOWNLOADS,
                                        thread_name_prefix="pull")
-    # One unpacker per layer: each reads its own download as it comes (a layer waiting
-    # for a free unpacker would have its download spooled to disk and read back).
-    unpack_pool = ThreadPoolExecutor(max_workers=max(1, len(to_unpack)),
-                                     thread_name_prefix="unpack")
+    unpack_pool = ThreadPoolExecutor(
+        max_workers=max(1, min(len(to_unpack), MAX_CONCURRENT_UNPACKS)),
+        thread_name_prefix="unpack")
     try:
         for position in to_fetch[MAX_CONCURRENT_DOWNLOADS:]:
             # Queued behind the downloads that start now, as dockerd shows them.
