@@ -23,7 +23,7 @@ from typing import Self
 
 import zstandard
 
-from ._compression import Readable, open_layer_stream
+from ._compression import Readable, open_layer_stream, read_exactly
 from ._errors import LayerError
 from ._fstree import content_size, remove_tree
 from ._names import ROOT, Marker, ancestors, classify, normalize_name
@@ -139,14 +139,7 @@ class _TarReader:
 
     def read(self, size: int = -1, /) -> bytes:
         """size bytes (fewer only at the end of the stream)."""
-        parts = []
-        while size > 0:
-            data = self.piece(size)
-            if not data:
-                break
-            parts.append(data)
-            size -= len(data)
-        return b"".join(parts)
+        return read_exactly(self.piece, size)
 
     def tell(self) -> int:
         return self._position
