@@ -191,7 +191,9 @@ class Snapshotter:
         """Make the layers published with durable=False durable: one syncfs of the file
         system, then their mark is dropped (a layer published meanwhile keeps its own)."""
         with self._settle_lock:
-            pending = [r.chain_id for r in self._layer_records() if r.unsynced_boot]
+            # By chain ID and link: the link name is new with every publish, so a layer
+            # removed and unpacked again meanwhile is not taken for the one synced here.
+            pending = {r.chain_id: r.link for r in self._layer_records() if r.unsynced_boot}
             if not pending:
                 return
             fd = os.open(self._layers, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -199,11 +201,11 @@ class Snapshotter:
                 _overlay.syncfs(fd)
             finally:
                 os.close(fd)
-            for chain_id in pending:
+            for chain_id, link in pending.items():
                 with self._locked():
                     record = self._read_layer(chain_id)
-                    if record is None or not record.unsynced_boot:
-                        continue  # removed meanwhile
+                    if record is None or not record.unsynced_boot or record.link != link:
+                        continue  # removed (or replaced) meanwhile
                     settled = dataclasses.replace(record, unsynced_boot=None)
                     write_json_atomic(self._layer_dir(chain_id) / _LAYER_JSON,
                                       settled.to_json())
