@@ -14,6 +14,7 @@ images on real registries are). Rows:
 A pull by dockerd and dockyardd includes unpacking the layers; skopeo only stores blobs.
 
 usage: .venv/bin/python bench/registry_bench.py [--rounds 3] [--layer-mb 50] [--markdown]
+                                                [--verbose]
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--layer-mb", type=int, default=50)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="every sample on stderr")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
@@ -151,6 +153,8 @@ def main() -> None:
 
             def add(row: str, tool: str, seconds: float) -> None:
                 samples.setdefault(row, {}).setdefault(tool, []).append(mb / seconds)
+                if args.verbose:
+                    print(f"  {row} {tool}: {mb / seconds:.0f} MB/s", file=sys.stderr)
 
             for round_ in range(args.rounds):
                 # dockyard: a fresh data root is a cold start.

@@ -210,6 +210,8 @@ def test_corrupted_blob_is_refused_and_the_pull_resumes(daemon: Daemon, registry
     content = daemon.data_root / "image" / "content" / "blobs" / "sha256"
     assert not (content / last).exists()
     assert not list((daemon.data_root / "image" / "content" / "ingest").iterdir())
+    # The layer unpacked from the corrupted download was discarded, not published.
+    assert not list((daemon.data_root / "snapshot" / "tmp").iterdir())
     data.write_bytes(original)
     resumed = daemon.dockyard("pull", f"{name}:v1", check=True).stdout
     lines = resumed.splitlines()
@@ -433,6 +435,13 @@ def test_pull_killed_midway_resumes_after_restart(registry: Registry, tmp_path: 
         own.start()
         ingest = own.data_root / "image" / "content" / "ingest"
         assert not list(ingest.iterdir())  # half-written blobs were dropped
+        # Layers being unpacked (concurrently, in staging) at the kill are gone; the ones
+        # published are complete.
+        snapshot = own.data_root / "snapshot"
+        assert not list((snapshot / "tmp").iterdir())
+        for layer in (snapshot / "layers").iterdir():
+            record = json.loads((layer / "layer.json").read_text())
+            assert (layer / "diff").is_dir() and record["chain_id"].startswith("sha256:")
         assert own.docker("image", "inspect", f"{name}:v1").returncode != 0
         resumed = own.dockyard("pull", f"{name}:v1", check=True).stdout
         downloaded = {line.split(":")[0] for line in resumed.splitlines()
@@ -458,3 +467,23 @@ def test_docker_py_login_checks_the_credentials(daemon: Daemon, auth_registry: R
         assert answer["Status"] == "Login Succeeded"
     finally:
         client.close()
+
+
+def test_pull_of_many_layers_unpacked_concurrently(daemon: Daemon, registry: Registry,
+                                                   tmp_path: Path) -> None:
+    # More layers than unpack at once (MAX_CONCURRENT_UNPACKS), gzip and plain, each
+    # replacing a file of the ones below: the merged view shows the topmost.
+    name = _name(registry, "many")
+    for gzip_layers, tag in ((True, "gz"), (False, "plain")):
+        layout = make_oci_layout(tmp_path / f"oci-{tag}", tag, [
+            {"data/common": f"{i}\n".encode(), f"data/only{i}": os.urandom(200_000)}
+            for i in range(9)], gzip_layers=gzip_layers)
+        _skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:{tag}",
+                f"docker://{name}:{tag}")
+        pulled = daemon.dockyard("pull", f"{name}:{tag}", check=True).stdout
+        assert pulled.count("Pull complete") + pulled.count("Already exists") == 10
+        run = daemon.docker("run", "--rm", f"{name}:{tag}", "busybox", "sh", "-c",
+                            "cat /data/common; ls /data", check=True)
+        assert run.stdout.split() == ["8", "common", *(f"only{i}" for i in range(9))]
+        daemon.docker("rmi", f"{name}:{tag}", check=True)
+    assert not list((daemon.data_root / "snapshot" / "tmp").iterdir())

@@ -50,9 +50,16 @@ class Handler:
     def unpacked(self, config: bytes, layers: tuple[Descriptor, ...]) -> list[bool]:
         return [False] * len(layers)
 
-    def unpack(self, position: int, layer: Descriptor, stream: Any, progress: Any) -> None:
+    def stage(self, position: int, layer: Descriptor, stream: Any, progress: Any) -> object:
         while stream.read(1 << 20):
             pass
+        return position
+
+    def publish(self, position: int, staged: object) -> None:
+        pass
+
+    def discard(self, staged: object) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")

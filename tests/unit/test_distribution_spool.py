@@ -77,3 +77,25 @@ def test_an_attached_reader_holds_the_download_back_until_it_reads_or_closes() -
     spool.close()  # the unpacker is gone: the download goes on without it
     late.join(5)
     assert not late.is_alive()
+
+
+def test_closing_the_spool_fails_a_waiting_reader() -> None:
+    from dockyard.distribution._spool import SpoolClosed
+
+    spool = Spool(cap=100)
+    assert spool.attach()
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            spool.read()
+        except SpoolClosed as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    thread.join(0.05)
+    assert thread.is_alive()
+    spool.close()  # another layer failed: the pull gives up
+    thread.join(5)
+    assert not thread.is_alive() and len(errors) == 1

@@ -27,13 +27,14 @@ from ._endpoints import endpoints, is_insecure, registry_host
 from ._errors import NotFoundError, RegistryError, UnauthorizedError, VerificationError
 from ._gunzip import GunzipReader
 from ._http import ConnectionPool, TransportError
-from ._pull import PulledImage, PullHandler, pull, short_id
+from ._pull import PROGRESS_INTERVAL, PulledImage, PullHandler, pull, short_id
 from ._push import PushedImage, PushHandler, push
 from ._requests import get_manifest, list_tags
 
 T = TypeVar("T")
 
 __all__ = [
+    "PROGRESS_INTERVAL",
     "Challenge",
     "Credentials",
     "Endpoint",

@@ -23,6 +23,10 @@ class SpoolAbandoned(Exception):
     """The layer outgrew the memory cap before the unpacker came: read it from the store."""
 
 
+class SpoolClosed(Exception):
+    """The pull gave up on this layer while its unpacker was still reading."""
+
+
 class Spool:
     def __init__(self, cap: int = SPOOL_CAP) -> None:
         self._cap = cap
@@ -32,6 +36,7 @@ class Spool:
         self._attached = False
         self._abandoned = False
         self._finished = False
+        self._closed = False
         self._error: BaseException | None = None
         self._current = memoryview(b"")
 
@@ -80,12 +85,16 @@ class Spool:
     def read(self, size: int = -1, /) -> bytes:
         if not self._current:
             with self._condition:
-                while not self._chunks and not self._finished:
+                while not self._chunks and not self._finished and not self._closed:
                     self._condition.wait()
+                if self._closed:
+                    raise SpoolClosed("the pull was cancelled")
                 if self._chunks:
                     chunk = self._chunks.popleft()
                     self._held -= len(chunk)
                     self._condition.notify_all()
+                    if size < 0 or size >= len(chunk):
+                        return chunk  # whole: no copy
                     self._current = memoryview(chunk)
                 elif self._error is not None:
                     raise self._error
@@ -98,8 +107,10 @@ class Spool:
         return data
 
     def close(self) -> None:
-        """The unpacker is done (or failed): stop holding the download back."""
+        """The unpacker is done (or failed), or the pull gave up (an unpacker still reading
+        gets SpoolClosed): stop holding the download back."""
         with self._condition:
+            self._closed = True
             self._abandoned = True
             self._attached = False
             self._chunks.clear()

@@ -12,11 +12,13 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ..atomicfile import write_atomic
 from ..distribution import (
+    PROGRESS_INTERVAL,
     Credentials,
     GunzipReader,
     NotFoundError,
@@ -46,7 +48,7 @@ from ..image import (
 )
 from ..image import ReferenceError as ImageReferenceError
 from ..image.config import chain_ids
-from ..snapshot import SnapshotError, Snapshotter
+from ..snapshot import SnapshotError, Snapshotter, StagedLayer
 from .errors import EngineError, InvalidParameter, NotFound
 from .images import ImageService
 from .options import EngineOptions
@@ -170,7 +172,11 @@ class DistributionService:
                 ref, credentials,
                 lambda c: pull(c, ref.path, reference, self.images.content, platform, handler))
         except (ImageError, SnapshotError) as e:
+            self.snapshots.settle_later()  # the layers it published before it failed
             raise EngineError(str(e)) from None
+        except BaseException:
+            self.snapshots.settle_later()
+            raise
         self._remember(ref, [pulled.target.digest, pulled.manifest.digest,
                              pulled.config.digest, *(layer.digest for layer in pulled.layers)])
         self.images.add(pulled.target, name, platform=platform)
@@ -180,6 +186,8 @@ class DistributionService:
             emit({"status": f"Status: Downloaded newer image for {familiar}"})
         else:
             emit({"status": f"Status: Image is up to date for {familiar}"})
+        # The layers it published, synced in the background (snapshot/_snapshotter.py).
+        self.snapshots.settle_later()
 
     # -- push -------------------------------------------------------------------------------
 
@@ -390,19 +398,33 @@ class _PullProgress:
         self.chains = [str(c) for c in chain_ids([str(d) for d in parsed.diff_ids])]
         return [self.service.snapshots.has_layer(chain) for chain in self.chains]
 
-    def unpack(self, position: int, layer: Descriptor, stream: Any,
-               progress: Callable[[int], None]) -> None:
-        parent = self.chains[position - 1] if position else None
+    def stage(self, position: int, layer: Descriptor, stream: Any,
+              progress: Callable[[int], None]) -> StagedLayer:
         source: Any = _Counting(stream, progress, layer.size)
         if mediatypes.layer_compression(layer.media_type) == "gzip":
             source = GunzipReader(source)
         try:
-            self.service.snapshots.add_layer(self.chains[position], parent, source)
+            return self.service.snapshots.stage_layer(source)
         except ValueError as e:  # the gzip stream itself is broken
             raise RegistryError(f"layer {layer.digest}: {e}") from None
 
+    def publish(self, position: int, staged: object) -> None:
+        assert isinstance(staged, StagedLayer)
+        parent = self.chains[position - 1] if position else None
+        # Not synced before it is visible: the blob, fsynced in the content store, is the
+        # durable copy (see snapshot/_snapshotter.py); settle() follows after the pull.
+        self.service.snapshots.publish_layer(staged, self.chains[position], parent,
+                                             durable=False)
+
+    def discard(self, staged: object) -> None:
+        assert isinstance(staged, StagedLayer)
+        self.service.snapshots.discard_staged(staged)
+
 
 class _Counting:
+    """"Extracting" progress: every megabyte, but at most ten times a second (dockerd's
+    rate), and at the end."""
+
     _STEP = 1 << 20
 
     def __init__(self, source: Any, progress: Callable[[int], None], total: int) -> None:
@@ -411,14 +433,19 @@ class _Counting:
         self._total = total
         self._done = 0
         self._reported = -1
+        self._reported_at = 0.0
 
     def read(self, size: int = -1, /) -> bytes:
         data: bytes = self._source.read(size)
         self._done += len(data)
-        if self._done - self._reported >= self._STEP or (self._done == self._total
-                                                          and self._reported != self._done):
+        if self._done == self._total and self._reported != self._done:
             self._reported = self._done
             self._progress(self._done)
+        elif self._done - self._reported >= self._STEP:
+            now = time.monotonic()
+            if now - self._reported_at >= PROGRESS_INTERVAL:
+                self._reported, self._reported_at = self._done, now
+                self._progress(self._done)
         return data
 
 

@@ -2,8 +2,9 @@
 
 Layout (containerd's): `root/blobs/<algorithm>/<hex>` for committed blobs, `root/ingest/`
 for writes in progress. A write goes to its own file in ingest/, is hashed as it is
-written, fsynced, verified, and only then linked into blobs/, so a blob that exists is
-always complete and correct, whatever instant the process dies at.
+written (its writeback to disk started every few megabytes), fsynced, verified, and only
+then linked into blobs/, so a blob that exists is always complete and correct, whatever
+instant the process dies at.
 
 Each ingest file is flock()ed by its writer for as long as it is in use; the store, when
 constructed, removes the ingest files nobody holds (leftovers of a crash) and leaves the
@@ -25,6 +26,7 @@ from dockyard.image.digest import SHA256, Digest, new_hasher
 from dockyard.image.errors import BlobNotFoundError, DigestMismatchError
 
 _CHUNK = 1 << 20
+_WRITEBACK_STEP = 8 << 20
 
 
 class Readable(Protocol):
@@ -127,9 +129,15 @@ class ContentStore:
         try:
             hasher = new_hasher(algorithm)
 
+            written = [0, 0]  # bytes, and how many of them are being written back
+
             def write(chunk: bytes) -> None:
                 hasher.update(chunk)
                 handle.write(chunk)
+                written[0] += len(chunk)
+                if written[0] - written[1] >= _WRITEBACK_STEP:
+                    _start_writeback(handle, written[1], written[0])
+                    written[1] = written[0]
 
             total = _copy(source, write, size)
             actual = Digest(f"{algorithm}:{hasher.hexdigest()}")
@@ -233,6 +241,18 @@ def _check(expected: Digest | None, size: int | None, actual: Digest, total: int
         raise DigestMismatchError(f"size mismatch: expected {size} bytes, got {total}")
     if expected is not None and actual != expected:
         raise DigestMismatchError(f"digest mismatch: expected {expected}, got {actual}")
+
+
+def _start_writeback(handle: IO[bytes], start: int, end: int) -> None:
+    """Have the kernel start writing [start, end) of a blob to disk now: the fsync at the
+    end of the blob then waits for its last steps only, instead of for all of it while the
+    other downloads of a pull wait on the same journal. (POSIX_FADV_DONTNEED starts the
+    writeback of dirty pages and drops only pages already clean, which these are not.)"""
+    handle.flush()
+    try:
+        os.posix_fadvise(handle.fileno(), start, end - start, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass  # only a hint; the fsync is what counts
 
 
 def _fsync_dir(path: Path) -> None:

@@ -23,7 +23,7 @@ from typing import Self
 
 import zstandard
 
-from ._compression import Prefixed, Readable, open_layer_stream
+from ._compression import Readable, open_layer_stream, read_exactly
 from ._errors import LayerError
 from ._fstree import content_size, remove_tree
 from ._names import ROOT, Marker, ancestors, classify, normalize_name
@@ -33,6 +33,8 @@ _XATTR_PAX_PREFIX = "SCHILY.xattr."
 # overlayfs keeps its own metadata in these namespaces (opaque, redirect, metacopy, ...):
 # a layer must not be able to forge it. Whiteouts come only from .wh. markers.
 _RESERVED_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+
+_SKIP_CHUNK = 1 << 20
 
 _STREAM_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError,
                   zstandard.ZstdError)
@@ -73,8 +75,7 @@ def apply_tar(stream: Readable, writer: LayerWriter) -> str:
         first_block = reader.read_exactly(tarfile.BLOCKSIZE)
         if not first_block:
             return reader.digest()  # an empty stream is an empty layer (as for Go's tar)
-        tar = tarfile.open(fileobj=Prefixed(first_block, reader), mode="r|",  # type: ignore[call-overload]
-                           tarinfo=_StrictTarInfo, encoding="utf-8", errors="surrogateescape")
+        tar = _TarReader(first_block, reader)
         applier = _Applier(writer)
         while True:
             member = tar.next()
@@ -83,7 +84,6 @@ def apply_tar(stream: Readable, writer: LayerWriter) -> str:
             context = f"member {member.name!r}"
             applier.apply(member, tar)
             context = f"after member {member.name!r}"
-            tar.members.clear()  # stream mode keeps every header otherwise
         context = "after its last member"
         applier.finish()
         reader.drain()
@@ -93,6 +93,103 @@ def apply_tar(stream: Readable, writer: LayerWriter) -> str:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
         raise LayerError(f"layer {context}: {reason}") from e
     return reader.digest()
+
+
+class _TarReader:
+    """A tar stream read once, front to back.
+
+    Headers are parsed by tarfile itself (TarInfo.fromtarfile: ustar, pax, GNU long names,
+    sparse maps), which asks this object for what it asks of a TarFile: fileobj (read,
+    tell), encoding, errors, pax_headers (the global ones) and offset (where the next
+    header starts). Member data goes to the writer straight from the stream, in the large
+    pieces the decompressor hands out, rather than through tarfile's stream mode (10 KB
+    records, each copied several times): for large files, that was most of the work.
+    """
+
+    encoding = "utf-8"
+    errors = "surrogateescape"
+
+    def __init__(self, head: bytes, source: Readable) -> None:
+        self.fileobj = self
+        self.pax_headers: dict[str, str] = {}
+        self.offset = 0  # of the next header, set by TarInfo.fromtarfile
+        self._head = head
+        self._source = source
+        self._position = 0
+
+    def next(self) -> tarfile.TarInfo | None:
+        """The next member (its data not read yet), or None at the end-of-archive block."""
+        self._skip(self.offset - self._position)  # data the applier did not read; padding
+        try:
+            return _StrictTarInfo.fromtarfile(self)  # type: ignore[arg-type]
+        except tarfile.EOFHeaderError:  # type: ignore[attr-defined]
+            return None
+
+    def data(self, member: tarfile.TarInfo) -> Readable:
+        """A regular member's content, read from where the stream is."""
+        if member.sparse is not None:  # type: ignore[attr-defined]
+            # Holes are filled from the sparse map by tarfile's own reader, over this
+            # stream (it only seeks forward).
+            return tarfile.ExFileObject(self, member)  # type: ignore[arg-type]
+        if member.offset_data != self._position:
+            raise LayerError("member data is not where its header says")
+        return _MemberData(self, member.size)
+
+    # -- what tarfile calls ------------------------------------------------------------------
+
+    def read(self, size: int = -1, /) -> bytes:
+        """size bytes (fewer only at the end of the stream)."""
+        return read_exactly(self.piece, size)
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, position: int, whence: int = 0, /) -> int:
+        if whence != 0 or position < self._position:
+            raise LayerError("the layer stream is read front to back only")
+        self._skip(position - self._position)
+        return self._position
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return True
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def piece(self, limit: int) -> bytes:
+        """At most limit bytes, as many as the source has at hand (at least one, unless
+        the stream ended)."""
+        if self._head:
+            data, self._head = self._head[:limit], self._head[limit:]
+        else:
+            data = self._source.read(limit)
+        self._position += len(data)
+        return data
+
+    def _skip(self, count: int) -> None:
+        while count > 0:
+            data = self.piece(min(count, _SKIP_CHUNK))
+            if not data:
+                raise LayerError("truncated tar stream (member data missing)")
+            count -= len(data)
+
+
+class _MemberData:
+    """A regular member's content: its size in bytes from the stream, in the pieces they
+    come in (the writer loops until it has them all)."""
+
+    def __init__(self, tar: _TarReader, size: int) -> None:
+        self._tar = tar
+        self._left = size
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._left <= 0 or size == 0:
+            return b""
+        data = self._tar.piece(self._left if size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
 
 
 class _StrictTarInfo(tarfile.TarInfo):
@@ -146,7 +243,7 @@ class _Applier:
         self._tree = _LayerTree()
         self._dir_mtimes: dict[str, int] = {}
 
-    def apply(self, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+    def apply(self, member: tarfile.TarInfo, tar: _TarReader) -> None:
         if member.type == tarfile.XGLTYPE:
             return  # a global pax header, already folded into tarfile's state
         path = normalize_name(member.name)
@@ -168,7 +265,7 @@ class _Applier:
             return
         self._apply_content(path, member, tar)
 
-    def _apply_content(self, path: str, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+    def _apply_content(self, path: str, member: tarfile.TarInfo, tar: _TarReader) -> None:
         if path == ROOT:
             if not member.isdir():
                 raise LayerError("the layer root is not a directory")
@@ -192,9 +289,7 @@ class _Applier:
             self._tree.add(path, _Kind.DIR)
             self._dir_mtimes[path] = attrs.mtime_ns
         elif member.isreg():
-            data = tar.extractfile(member)
-            assert data is not None
-            writer.regular(path, attrs, data, member.size)
+            writer.regular(path, attrs, tar.data(member), member.size)
             self._tree.add(path, _Kind.FILE)
         elif member.issym():
             writer.symlink(path, member.linkname, attrs)

@@ -11,7 +11,7 @@ import bz2
 import gzip
 import hashlib
 import lzma
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import zstandard
 
@@ -70,6 +70,18 @@ class _ZstdReader:
         return True
 
 
+def read_exactly(read: Callable[[int], bytes], size: int) -> bytes:
+    """size bytes from read() (fewer only at the end of the stream)."""
+    parts = []
+    while size > 0:
+        data = read(size)
+        if not data:
+            break
+        parts.append(data)
+        size -= len(data)
+    return b"".join(parts)
+
+
 class HashingReader:
     """Reads the uncompressed tar and hashes it on the way through."""
 
@@ -85,14 +97,7 @@ class HashingReader:
         return data
 
     def read_exactly(self, size: int) -> bytes:
-        parts = []
-        while size > 0:
-            data = self.read(size)
-            if not data:
-                break
-            parts.append(data)
-            size -= len(data)
-        return b"".join(parts)
+        return read_exactly(self.read, size)
 
     def drain(self) -> None:
         """Hash the rest: tarfile stops at the first zero block, but the diff ID covers the

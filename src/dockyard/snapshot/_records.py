@@ -8,22 +8,26 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 
-def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def write_json_atomic(path: Path, document: dict[str, Any], durable: bool = True) -> None:
+    """Atomic against a killed process (rename); with `durable`, against a power loss too."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     data = json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(temporary, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def fsync_dir(path: Path) -> None:
@@ -50,15 +54,21 @@ class LayerRecord:
     parent: str | None  # the parent's chain ID; None for a base layer
     size: int
     link: str  # its short name in root/l/, which keeps overlay mount options short
+    # Published without waiting for its files to reach the disk: the boot ID of the kernel
+    # that holds them in its page cache, until a later syncfs makes the layer durable.
+    unsynced_boot: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        document = asdict(self)
+        if self.unsynced_boot is None:
+            del document["unsynced_boot"]
+        return document
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> LayerRecord:
         return cls(chain_id=document["chain_id"], diff_id=document["diff_id"],
                    parent=document.get("parent"), size=int(document["size"]),
-                   link=document["link"])
+                   link=document["link"], unsynced_boot=document.get("unsynced_boot"))
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,28 @@ On disk, under root:
 A layer or snapshot exists once its directory has been renamed into layers/ or
 snapshots/, complete with its JSON file, so a daemon killed at any instant leaves only
 staging directories behind, which the next start removes.
+
+Durability (power loss, not a killed process: the page cache survives a kill -9): a layer
+added with durable=True is synced (syncfs) before its rename. A layer added with
+durable=False (a pull: its compressed blob, kept and fsynced by the content store, can
+make it again) is renamed into place at once and carries in layer.json the boot ID of the
+kernel holding its files; settle() later syncs the file system and drops that mark. A
+layer still marked from another boot may have lost data to a power cut: the next start
+removes it, and the layers above it, unless a snapshot uses them (kept, with a warning);
+the engine unpacks a missing layer again from its blob when it needs it.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import errno
 import fcntl
 import hashlib
+import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +56,9 @@ from ._records import LayerRecord, SnapshotRecord, fsync_dir, read_json, write_j
 
 _LAYER_JSON = "layer.json"
 _SNAPSHOT_JSON = "snapshot.json"
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,15 @@ class LayerInfo:
     chain_id: str
     diff_id: str
     parent: str | None
+    size: int
+
+
+@dataclass(frozen=True)
+class StagedLayer:
+    """A layer unpacked into a staging directory, not visible yet (publish_layer)."""
+
+    path: Path
+    diff_id: str
     size: int
 
 
@@ -92,6 +116,11 @@ class Snapshotter:
         for directory in (self.root, self._layers, self._links, self._snapshots, self._empty,
                           self._tmp):
             directory.mkdir(mode=0o700 if directory == self.root else 0o755, exist_ok=True)
+        self._boot_id = boot_id()
+        self._settle_lock = threading.Lock()  # one settle() at a time
+        self._settler_lock = threading.Lock()  # guards the two below
+        self._settler: threading.Thread | None = None
+        self._settle_requested = False
         self._recover()
 
     # -- layers ----------------------------------------------------------------------------
@@ -105,12 +134,14 @@ class Snapshotter:
     def layers(self) -> list[LayerInfo]:
         return [_info(record) for record in self._layer_records()]
 
-    def add_layer(self, chain_id: str, parent_chain_id: str | None, stream: Readable) -> str:
+    def add_layer(self, chain_id: str, parent_chain_id: str | None, stream: Readable,
+                  durable: bool = True) -> str:
         """Unpack a layer tarball as chain_id on top of parent_chain_id; returns its diff ID.
 
         Idempotent: a layer already there is not unpacked again (and the stream is not
         read). The content must match the chain ID; concurrent calls for one chain ID each
-        unpack into their own staging directory and the first rename wins.
+        unpack into their own staging directory and the first rename wins. durable=False:
+        see the module's note on durability.
         """
         check_digest(chain_id, "chain ID")
         if parent_chain_id is not None:
@@ -120,16 +151,86 @@ class Snapshotter:
             return existing.diff_id
         if parent_chain_id is not None:
             self._layer_record(parent_chain_id)
+        return self.publish_layer(self.stage_layer(stream), chain_id, parent_chain_id,
+                                  durable)
+
+    def stage_layer(self, stream: Readable) -> StagedLayer:
+        """Unpack a layer tarball into a staging directory of its own, invisible until
+        publish_layer (or gone with discard_staged). A layer's files do not depend on its
+        parent's, so the layers of an image can be staged concurrently, in any order."""
         staging = self._new_staging(create=True)
         try:
             applied = apply_layer(stream, staging / "diff")
-            computed = compute_chain_id(parent_chain_id, applied.diff_id)
+        except BaseException:
+            remove_tree(staging)
+            raise
+        return StagedLayer(staging, applied.diff_id, applied.size)
+
+    def publish_layer(self, staged: StagedLayer, chain_id: str, parent_chain_id: str | None,
+                      durable: bool = True) -> str:
+        """Make a staged layer the layer chain_id on top of parent_chain_id (which must be
+        there); returns its diff ID. The staging directory is used up either way."""
+        try:
+            check_digest(chain_id, "chain ID")
+            if parent_chain_id is not None:
+                check_digest(parent_chain_id, "parent chain ID")
+            computed = compute_chain_id(parent_chain_id, staged.diff_id)
             if computed != chain_id:
-                raise LayerError(f"layer content (diff ID {applied.diff_id}) on parent "
+                raise LayerError(f"layer content (diff ID {staged.diff_id}) on parent "
                                  f"{parent_chain_id} gives chain ID {computed}, not {chain_id}")
-            return self._publish(staging, chain_id, parent_chain_id, applied).diff_id
+            applied = AppliedLayer(staged.diff_id, staged.size)
+            return self._publish(staged.path, chain_id, parent_chain_id, applied,
+                                 durable).diff_id
         finally:
-            remove_tree(staging)  # already gone when published
+            remove_tree(staged.path)  # already gone when published
+
+    def discard_staged(self, staged: StagedLayer) -> None:
+        remove_tree(staged.path)
+
+    def settle(self) -> None:
+        """Make the layers published with durable=False durable: one syncfs of the file
+        system, then their mark is dropped (a layer published meanwhile keeps its own)."""
+        with self._settle_lock:
+            # By chain ID and link: the link name is new with every publish, so a layer
+            # removed and unpacked again meanwhile is not taken for the one synced here.
+            pending = {r.chain_id: r.link for r in self._layer_records() if r.unsynced_boot}
+            if not pending:
+                return
+            fd = os.open(self._layers, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                _overlay.syncfs(fd)
+            finally:
+                os.close(fd)
+            for chain_id, link in pending.items():
+                with self._locked():
+                    record = self._read_layer(chain_id)
+                    if record is None or not record.unsynced_boot or record.link != link:
+                        continue  # removed (or replaced) meanwhile
+                    settled = dataclasses.replace(record, unsynced_boot=None)
+                    write_json_atomic(self._layer_dir(chain_id) / _LAYER_JSON,
+                                      settled.to_json())
+
+    def settle_later(self) -> None:
+        """settle() in a background thread (once more if one is running already)."""
+        with self._settler_lock:
+            self._settle_requested = True
+            if self._settler is not None:
+                return  # it loops while asked
+            self._settler = threading.Thread(target=self._settle_loop, daemon=True,
+                                             name="snapshot-settle")
+            self._settler.start()
+
+    def _settle_loop(self) -> None:
+        while True:
+            with self._settler_lock:
+                if not self._settle_requested:
+                    self._settler = None
+                    return
+                self._settle_requested = False
+            try:
+                self.settle()
+            except OSError as e:  # the root removed (tests), a full disk: the next start
+                log.warning("syncing unpacked layers: %s", e)  # treats them as unsynced
 
     def commit(self, key: str) -> LayerInfo:
         """Turn a snapshot's changes into a layer on top of its parent (docker commit)."""
@@ -253,8 +354,8 @@ class Snapshotter:
     def _read_layer(self, chain_id: str) -> LayerRecord | None:
         try:
             record = LayerRecord.from_json(read_json(self._layer_dir(chain_id) / _LAYER_JSON))
-        except FileNotFoundError:
-            return None
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None  # a record a power cut damaged: the next start removes the layer
         # A different chain ID behind the same short id (a 64-bit prefix collision) is
         # some other layer, not this one.
         return record if record.chain_id == chain_id else None
@@ -270,7 +371,7 @@ class Snapshotter:
         for directory in sorted(self._layers.iterdir()):
             try:
                 records.append(LayerRecord.from_json(read_json(directory / _LAYER_JSON)))
-            except FileNotFoundError:
+            except (FileNotFoundError, ValueError, KeyError, TypeError):
                 continue
         return records
 
@@ -310,15 +411,17 @@ class Snapshotter:
         return chain
 
     def _publish(self, staging: Path, chain_id: str, parent: str | None,
-                 applied: AppliedLayer) -> LayerRecord:
+                 applied: AppliedLayer, durable: bool = True) -> LayerRecord:
         record = LayerRecord(chain_id=chain_id, diff_id=applied.diff_id, parent=parent,
-                             size=applied.size, link=_new_link_name())
-        write_json_atomic(staging / _LAYER_JSON, record.to_json())
-        fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            _overlay.syncfs(fd)  # the files themselves, before the layer is visible
-        finally:
-            os.close(fd)
+                             size=applied.size, link=_new_link_name(),
+                             unsynced_boot=None if durable else self._boot_id)
+        write_json_atomic(staging / _LAYER_JSON, record.to_json(), durable=durable)
+        if durable:
+            fd = os.open(staging, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                _overlay.syncfs(fd)  # the files themselves, before the layer is visible
+            finally:
+                os.close(fd)
         with self._locked():
             if parent is not None:
                 self._layer_record(parent)  # removed while this one was unpacked?
@@ -329,7 +432,8 @@ class Snapshotter:
                     raise
                 # Another call unpacked the same layer first: theirs is as good as ours.
                 return self._layer_record(chain_id)
-            fsync_dir(self._layers)
+            if durable:
+                fsync_dir(self._layers)
             self._ensure_link(record)
         return record
 
@@ -366,9 +470,66 @@ class Snapshotter:
                 pid = entry.name.split("-", 1)[0]
                 if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
                     remove_tree(entry)
+            pending = self._remove_unsynced_layers()
             for link in self._links.iterdir():
                 if link.is_symlink() and not link.exists():
                     _unlink_if_present(link)
+        if pending:
+            self.settle_later()  # published by a process killed before it settled them
+
+    def _remove_unsynced_layers(self) -> bool:
+        """Remove the layers a power cut may have damaged (see the module's note), and
+        those above them; True if layers of this boot still wait for settle()."""
+        records: dict[str, LayerRecord] = {}
+        damaged: list[Path] = []
+        for directory in self._layers.iterdir():
+            try:
+                record = LayerRecord.from_json(read_json(directory / _LAYER_JSON))
+            except (FileNotFoundError, ValueError, KeyError, TypeError):
+                damaged.append(directory)  # renamed complete: only a power cut does this
+                continue
+            if directory != self._layer_dir(record.chain_id):
+                continue  # not where this snapshotter puts it: not ours to judge
+            records[record.chain_id] = record
+        suspect = {c for c, r in records.items()
+                   if r.unsynced_boot not in (None, self._boot_id)}
+        changed = True
+        while changed:  # a layer on a suspect (or missing) parent is suspect too
+            changed = False
+            for c, r in records.items():
+                if c not in suspect and r.parent is not None and (
+                        r.parent in suspect or r.parent not in records):
+                    suspect.add(c)
+                    changed = True
+        used: set[str] = set()
+        for snapshot in self._snapshot_records():
+            chain_id = snapshot.parent
+            while chain_id is not None and chain_id not in used:
+                used.add(chain_id)
+                chain_id = records[chain_id].parent if chain_id in records else None
+        for c in sorted(suspect):
+            if c in used:
+                log.warning("layer %s may have lost data to a power cut, but a snapshot "
+                            "uses it: kept", c)
+                continue
+            log.warning("layer %s was not synced before the system went down: removed "
+                        "(it is unpacked again from its blob when needed)", c)
+            damaged.append(self._layer_dir(c))
+        for directory in damaged:
+            trash = self._new_staging(create=False)
+            os.rename(directory, trash)
+            remove_tree(trash)
+        return any(r.unsynced_boot == self._boot_id for c, r in records.items()
+                   if c not in suspect)
+
+
+def boot_id() -> str:
+    """The running kernel's boot ID: it changes with every boot, so a layer marked with
+    another one was not synced before the system went down."""
+    try:
+        return _BOOT_ID.read_text().strip()
+    except OSError:
+        return "unknown"
 
 
 def _info(record: LayerRecord) -> LayerInfo:
