@@ -2,8 +2,8 @@
 
 Both daemons are started by this script on their own sockets and data roots, both with
 --bridge none and no iptables (nothing changes on the host; bench/network_bench.py
-compares them with their bridges), both load the same busybox image (the shared fixture, from Debian's
-busybox-static), and each row alternates between them round by round. Medians.
+compares them with their bridges), both load the same busybox image (the shared fixture,
+from Debian's busybox-static), and each row alternates between them round by round. Medians.
 
 Rows: `docker run --rm IMAGE true` through the docker CLI; create+start+wait+remove
 through the API (docker-py); `docker exec CONTAINER true`; `docker logs` of 100k lines;

@@ -220,7 +220,9 @@ class ContainerService:
         try:
             emulation.ensure_for_container(directory)
             if not _is_mounted(rootfs):
-                self.snapshots.mount(container_id, rootfs)
+                # A container removed when it stops keeps nothing a crash could lose.
+                self.snapshots.mount(container_id, rootfs,
+                                     volatile=bool(host_config.get("AutoRemove")))
             sandbox = self.networks.attach(record) if self.networks is not None else None
             write_etc_files(directory, config.get("Hostname") or container_id[:12],
                             config.get("Domainname") or "",
@@ -420,10 +422,10 @@ class ContainerService:
         if _is_mounted(rootfs):
             self.snapshots.unmount(rootfs)
         try:
-            self.snapshots.remove(container_id)
+            self.snapshots.remove(container_id, wait=False)
         except SnapshotError:
             pass
-        self.store.remove(container_id)
+        self.store.remove(container_id, wait=False)
 
     # -- exits ----------------------------------------------------------------------------
 
@@ -453,14 +455,20 @@ class ContainerService:
             return  # handled already (an event and a reconcile may both report it)
         record["State"].update(_state("exited"), ExitCode=exit_code, FinishedAt=finished_at,
                                StartedAt=record["State"]["StartedAt"])
-        self.store.save(record)
+        # A container removed when it stops is not saved as exited: its record goes in a
+        # moment, and a daemon killed before that finds it "running", gone from the shim,
+        # and finishes (and removes) it at its next start.
+        auto_remove = bool(record["HostConfig"].get("AutoRemove"))
+        if not auto_remove:
+            self.store.save(record)
         try:
             self._request("delete", container_id, force=True)
         except EngineError:
             pass
         if self.networks is not None:
             self.networks.detach(record)
-            self.store.save(record)
+            if not auto_remove:
+                self.store.save(record)
         rootfs = self.store.dir_of(container_id) / "rootfs"
         if _is_mounted(rootfs):
             try:
@@ -471,9 +479,9 @@ class ContainerService:
         self.events.emit("container", "die", container_id,
                          {**self._attributes(record), "exitCode": str(exit_code)})
         self._notify()
-        if record["HostConfig"].get("AutoRemove"):
-            threading.Thread(target=self._auto_remove, args=(container_id,),
-                             daemon=True).start()
+        if auto_remove:
+            # Here, not on another thread: `docker run --rm` waits for exactly this.
+            self._auto_remove(container_id)
         elif _should_restart(record):
             threading.Thread(target=self._restart_after_exit, args=(container_id,),
                              daemon=True).start()

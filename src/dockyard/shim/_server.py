@@ -719,11 +719,17 @@ class Shim:
 
     async def _run_runtime(self, runtime: Runtime, command: str, *args: str) -> str | None:
         """Runs a runtime command; its error message, or None if it succeeded."""
+        argv = runtime.argv(command, *args)
+        if _inprocess.is_own_runtime(argv[0]) and command in _inprocess.CALLABLE:
+            try:
+                return await asyncio.to_thread(_inprocess.call, argv)
+            except _inprocess.NeedsProcess:
+                pass
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         errors = anonymous_file(self.exec_root)
         try:
             try:
-                waiting = self.spawn(runtime.argv(command, *args), devnull, devnull, errors)
+                waiting = self.spawn(argv, devnull, devnull, errors)
             finally:
                 os.close(devnull)
             status = await waiting

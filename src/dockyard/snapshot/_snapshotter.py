@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -204,9 +205,17 @@ class Snapshotter:
         lowers = [self._links / r.link for r in self._chain(record.parent)] or [self._empty]
         return [_overlay.overlay_mount(lowers, directory / "upper", directory / "work")]
 
-    def mount(self, key: str, target: Path | str) -> None:
+    def mount(self, key: str, target: Path | str, volatile: bool = False) -> None:
+        """volatile: for a snapshot that a crash may lose (a container removed when it
+        stops): overlay's `volatile` option, so that neither the container's fsyncs nor
+        the unmount sync the whole upper file system (a sync waits for every other
+        writer's dirty data on it, tens of ms on a busy disk)."""
         for spec in self.mounts(key):
-            _overlay.mount(spec, Path(target))
+            _overlay.clear_volatile_marker(spec)
+            if volatile:
+                _overlay.mount_volatile(spec, Path(target))
+            else:
+                _overlay.mount(spec, Path(target))
 
     def unmount(self, target: Path | str) -> None:
         _overlay.unmount(Path(target))
@@ -223,8 +232,10 @@ class Snapshotter:
         lowers = [self._layer_dir(r.chain_id) / "diff" for r in self._chain(record.parent)]
         return overlay_changes(lowers, self._snapshot_dir(key) / "upper")
 
-    def remove(self, key: str) -> None:
-        """Remove a snapshot and its writes; refused while it is mounted."""
+    def remove(self, key: str, wait: bool = True) -> None:
+        """Remove a snapshot and its writes; refused while it is mounted. wait=False: the
+        snapshot is gone when this returns, its files are deleted by a background thread
+        (what a stop of the process leaves in tmp/ goes at the next start)."""
         with self._locked():
             self._snapshot_record(key)
             directory = self._snapshot_dir(key)
@@ -232,7 +243,11 @@ class Snapshotter:
                 raise InUseError(f"snapshot {key!r} is mounted")
             trash = self._new_staging(create=False)
             os.rename(directory, trash)
-        remove_tree(trash)
+        if wait:
+            remove_tree(trash)
+        else:
+            threading.Thread(target=_remove_quietly, args=(trash,), name="snapshot-trash",
+                             daemon=True).start()
 
     def usage(self) -> Usage:
         return Usage(
@@ -369,6 +384,13 @@ class Snapshotter:
             for link in self._links.iterdir():
                 if link.is_symlink() and not link.exists():
                     _unlink_if_present(link)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        remove_tree(path)
+    except OSError:
+        pass  # left in tmp/: removed at the next start
 
 
 def _info(record: LayerRecord) -> LayerInfo:
