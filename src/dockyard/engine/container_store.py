@@ -59,7 +59,8 @@ class ContainerStore:
         with self._lock:
             return list(self._records.values())
 
-    def add(self, record: dict[str, Any]) -> None:
+    def add(self, record: dict[str, Any], durable: bool = True) -> None:
+        """durable=False: the caller saves the record (durably) again shortly."""
         with self._lock:
             if self._by_name(record["Name"]) is not None:
                 existing = self._by_name(record["Name"])
@@ -69,12 +70,12 @@ class ContainerStore:
                                "(or rename) that container to be able to reuse that name.")
             self.dir_of(record["Id"]).mkdir(mode=0o710, exist_ok=True)
             self._records[record["Id"]] = record
-            self.save(record)
+            self.save(record, durable)
 
-    def save(self, record: dict[str, Any]) -> None:
+    def save(self, record: dict[str, Any], durable: bool = True) -> None:
         with self._lock:
-            write_atomic(self.dir_of(record["Id"]) / RECORD, json.dumps(record), durable=True,
-                         mode=0o600)
+            write_atomic(self.dir_of(record["Id"]) / RECORD, json.dumps(record),
+                         durable=durable, mode=0o600)
 
     def remove(self, container_id: str, wait: bool = True) -> None:
         """wait=False: the directory is renamed out of the way now (a name without a

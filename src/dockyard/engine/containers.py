@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,9 @@ class ContainerService:
         # still unmounting must not race a restart mounting again.
         self._transitions: dict[str, threading.RLock] = {}
         self._transitions_lock = threading.Lock()
+        # Containers whose exit released their runtime state and network (see _finish).
+        self._released: set[str] = set()
+        self._helpers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="container")
 
     # -- the shim -------------------------------------------------------------------------
 
@@ -168,7 +172,9 @@ class ContainerService:
             self.networks.prepare(record, networking_config)
         self._ensure_layers(image)
         layers = chain_ids([str(d) for d in image.diff_ids])
-        self.store.add(record)
+        # Forced to the disk once, by the save at the end; this first write is as atomic
+        # (what a killed daemon leaves is the same), and a fsync less on the run path.
+        self.store.add(record, durable=False)
         directory = self.store.dir_of(container_id)
         volume_attach.create_volumes(mounts, self.volumes)
         volume_attach.save(directory, mounts)
@@ -213,6 +219,7 @@ class ContainerService:
                 raise Conflict("cannot start a paused container, try unpause instead")
             raise NotModified("container already started")
         container_id = record["Id"]
+        self._released.discard(container_id)
         directory = self.store.dir_of(container_id)
         rootfs = directory / "rootfs"
         rootfs.mkdir(exist_ok=True)
@@ -410,14 +417,16 @@ class ContainerService:
 
     def _remove_locked(self, record: dict[str, Any]) -> None:
         container_id = record["Id"]
-        try:
-            self._request("delete", container_id, force=True)
-        except NotFound:
-            pass
-        except EngineError:
-            pass
-        if self.networks is not None:
-            self.networks.detach(record)
+        if container_id not in self._released:  # else the exit did all this already
+            try:
+                self._request("delete", container_id, force=True)
+            except NotFound:
+                pass
+            except EngineError:
+                pass
+            if self.networks is not None:
+                self.networks.detach(record)
+        self._released.discard(container_id)
         rootfs = self.store.dir_of(container_id) / "rootfs"
         if _is_mounted(rootfs):
             self.snapshots.unmount(rootfs)
@@ -461,20 +470,24 @@ class ContainerService:
         auto_remove = bool(record["HostConfig"].get("AutoRemove"))
         if not auto_remove:
             self.store.save(record)
-        try:
-            self._request("delete", container_id, force=True)
-        except EngineError:
-            pass
+        # The runtime's delete (in the shim) and our side of the stop (network, root file
+        # system) do not depend on each other: the delete runs on a helper thread meanwhile.
+        deleting = self._helpers.submit(self._request, "delete", container_id, force=True)
         if self.networks is not None:
             self.networks.detach(record)
-            if not auto_remove:
-                self.store.save(record)
         rootfs = self.store.dir_of(container_id) / "rootfs"
         if _is_mounted(rootfs):
             try:
                 self.snapshots.unmount(rootfs)
             except (SnapshotError, OSError):
                 pass
+        try:
+            deleting.result()
+            self._released.add(container_id)
+        except EngineError:
+            pass  # the removal tries again
+        if self.networks is not None and not auto_remove:
+            self.store.save(record)
         self._release_volumes(record)
         self.events.emit("container", "die", container_id,
                          {**self._attributes(record), "exitCode": str(exit_code)})
