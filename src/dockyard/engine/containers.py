@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +255,19 @@ class ContainerService:
                           terminal=bool(config.get("Tty")),
                           stdin_open=bool(config.get("OpenStdin")))
             self._attach_pending(container_id)
-            self._request("start", container_id)
+            before = dict(state)
+            state.update(_state("running"), Pid=int(created.get("pid") or 0),
+                         StartedAt=rfc3339_now(), FinishedAt=ZERO_TIME)
+            # Saved as running (fsync and all) while the shim starts the process.
+            saving = self._helpers.submit(self.store.save, record)
+            try:
+                self._request("start", container_id)
+            except EngineError:
+                futures_wait([saving])  # one writer of the record at a time
+                state.clear()
+                state.update(before)
+                raise
+            saving.result()
         except EngineError as error:
             self._start_failed(record, rootfs, str(error))
             if record["HostConfig"].get("AutoRemove"):
@@ -262,9 +275,6 @@ class ContainerService:
                 # (a client waiting for "removed" is waiting for exactly that).
                 self.remove(container_id, force=True, volumes=True)
             raise
-        state.update(_state("running"), Pid=int(created.get("pid") or 0),
-                     StartedAt=rfc3339_now(), FinishedAt=ZERO_TIME)
-        self.store.save(record)
         self.events.emit("container", "start", container_id, self._attributes(record))
         self._notify()
 
