@@ -186,12 +186,13 @@ class ContainerService:
                       HostnamePath=str(directory / "hostname"),
                       HostsPath=str(directory / "hosts"))
         try:
-            self.snapshots.prepare(container_id, layers[-1] if layers else None)
+            self.snapshots.prepare(container_id, layers[-1] if layers else None,
+                                   durable=not _ephemeral(record))
         except SnapshotError as e:
             self.store.remove(container_id)
             volume_attach.remove_anonymous(record, self.volumes)
             raise EngineError(f"creating the container's filesystem: {e}") from None
-        self.store.save(record)
+        self.store.save(record, durable=not _ephemeral(record))
         self.events.emit("container", "create", container_id, self._attributes(record))
         return record
 
@@ -229,8 +230,7 @@ class ContainerService:
             emulation.ensure_for_container(directory)
             if not _is_mounted(rootfs):
                 # A container removed when it stops keeps nothing a crash could lose.
-                self.snapshots.mount(container_id, rootfs,
-                                     volatile=bool(host_config.get("AutoRemove")))
+                self.snapshots.mount(container_id, rootfs, volatile=_ephemeral(record))
             sandbox = self.networks.attach(record) if self.networks is not None else None
             write_etc_files(directory, config.get("Hostname") or container_id[:12],
                             config.get("Domainname") or "",
@@ -259,7 +259,7 @@ class ContainerService:
             state.update(_state("running"), Pid=int(created.get("pid") or 0),
                          StartedAt=rfc3339_now(), FinishedAt=ZERO_TIME)
             # Saved as running (fsync and all) while the shim starts the process.
-            saving = self._helpers.submit(self.store.save, record)
+            saving = self._helpers.submit(self.store.save, record, not _ephemeral(record))
             try:
                 self._request("start", container_id)
             except EngineError:
@@ -618,6 +618,14 @@ def _state(status: str) -> dict[str, Any]:
             "Paused": status == "paused", "Restarting": False, "OOMKilled": False,
             "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
             "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
+
+
+def _ephemeral(record: dict[str, Any]) -> bool:
+    """A container removed when it stops (--rm): nothing of it is forced to the disk (its
+    record, its snapshot, its writes: see the volatile mount), only written atomically, as
+    a killed daemon needs. A power loss may take it, which is what --rm asks for anyway;
+    on a busy disk each fsync waits for everyone's dirty data (several ms each)."""
+    return bool(record["HostConfig"].get("AutoRemove"))
 
 
 def _wait_result(record: dict[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import base64
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import secrets
 import threading
@@ -164,8 +165,11 @@ class Snapshotter:
 
     # -- snapshots -------------------------------------------------------------------------
 
-    def prepare(self, key: str, parent_chain_id: str | None) -> SnapshotInfo:
-        """Create an empty writable snapshot for a container on top of an image's layers."""
+    def prepare(self, key: str, parent_chain_id: str | None,
+                durable: bool = True) -> SnapshotInfo:
+        """Create an empty writable snapshot for a container on top of an image's layers.
+        durable=False: not forced to the disk (a snapshot a power loss may take, such as a
+        container's that is removed when it stops); as atomic for a killed process."""
         if not isinstance(key, str) or not key:
             raise ValueError("a snapshot key is a non-empty string")
         if parent_chain_id is not None:
@@ -183,12 +187,17 @@ class Snapshotter:
                 os.chmod(staging / "upper", 0o755)
                 (staging / "work").mkdir(mode=0o700)
                 record = SnapshotRecord(key=key, parent=parent_chain_id, created=time.time())
-                write_json_atomic(staging / _SNAPSHOT_JSON, record.to_json())
+                if durable:
+                    write_json_atomic(staging / _SNAPSHOT_JSON, record.to_json())
+                else:  # staging is nobody else's until the rename: a plain write will do
+                    (staging / _SNAPSHOT_JSON).write_text(
+                        json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n")
                 os.rename(staging, final)
             except BaseException:
                 remove_tree(staging)
                 raise
-            fsync_dir(self._snapshots)
+            if durable:
+                fsync_dir(self._snapshots)
         return self._snapshot_info(record)
 
     def snapshot(self, key: str) -> SnapshotInfo:
