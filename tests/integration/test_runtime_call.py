@@ -11,7 +11,7 @@ import pytest
 
 from dockyard.runtime.cli import NeedsProcess, call
 from tests.integration.conftest import OCI
-from tests.integration.test_runtime_lifecycle import wait_for_status
+from tests.integration.test_runtime_lifecycle import _proc_state, wait_for_status
 
 
 def test_start_kill_delete_as_calls(oci: OCI) -> None:
@@ -37,16 +37,9 @@ def test_delete_force_of_a_running_container_as_a_call(oci: OCI) -> None:
     assert call(["--root", str(oci.root), "delete", "--force", container_id]) is None
     assert oci("state", container_id).returncode == 1
     deadline = time.monotonic() + 5
-    while Path(f"/proc/{pid}").exists() and "Z" not in _state_of(pid):
+    while "Z" not in _proc_state(pid):
         assert time.monotonic() < deadline
         time.sleep(0.01)
-
-
-def _state_of(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "Z"
 
 
 def test_containers_with_hooks_and_other_commands_need_a_process(oci: OCI,
