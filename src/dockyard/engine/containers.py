@@ -253,7 +253,7 @@ class ContainerService:
                           log_max_size=self.options.log_max_size,
                           log_max_files=self.options.log_max_files,
                           terminal=bool(config.get("Tty")),
-                          stdin_open=bool(config.get("OpenStdin")))
+                          stdin_open=bool(config.get("OpenStdin")), delete_on_exit=True)
             self._attach_pending(container_id)
             before = dict(state)
             state.update(_state("running"), Pid=int(created.get("pid") or 0),
