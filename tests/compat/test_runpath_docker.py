@@ -61,3 +61,17 @@ def test_run_rm_detached_then_stopped(daemon: Daemon) -> None:
         assert time.monotonic() < deadline, _left_of(daemon, container_id)
         time.sleep(0.05)
     assert daemon.docker("inspect", container_id).returncode != 0
+
+
+def test_restart_of_a_run_rm_container(daemon: Daemon) -> None:
+    # As dockerd: the restart's stop does not remove it; a later stop does.
+    container_id = daemon.docker("run", "-d", "--rm", IMAGE, "sleep", "30",
+                                 check=True).stdout.strip()
+    daemon.docker("restart", "-t", "0", container_id, check=True)
+    state = json.loads(daemon.docker("inspect", container_id, check=True).stdout)[0]["State"]
+    assert state["Running"] and state["Status"] == "running"
+    daemon.docker("stop", "-t", "0", container_id, check=True)
+    deadline = time.monotonic() + 10
+    while _left_of(daemon, container_id):
+        assert time.monotonic() < deadline, _left_of(daemon, container_id)
+        time.sleep(0.05)

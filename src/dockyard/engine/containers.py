@@ -80,6 +80,7 @@ class ContainerService:
         self._transitions_lock = threading.Lock()
         # Containers whose exit released their runtime state and network (see _finish).
         self._released: set[str] = set()
+        self._restarting: set[str] = set()  # --rm containers that a restart stops
         self._helpers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="container")
 
     # -- the shim -------------------------------------------------------------------------
@@ -370,9 +371,14 @@ class ContainerService:
 
     def restart(self, ref: str, timeout: int | None = None) -> None:
         record = self.store.get(ref)
-        if record["State"]["Running"]:
-            self.stop(ref, timeout)
-        self.start(ref)
+        # As dockerd: a --rm container restarts; it is not removed by the stop.
+        self._restarting.add(record["Id"])
+        try:
+            if record["State"]["Running"]:
+                self.stop(ref, timeout)
+            self.start(ref)
+        finally:
+            self._restarting.discard(record["Id"])
         self.events.emit("container", "restart", record["Id"], self._attributes(record))
 
     def pause(self, ref: str) -> None:
@@ -477,7 +483,8 @@ class ContainerService:
         # A container removed when it stops is not saved as exited: its record goes in a
         # moment, and a daemon killed before that finds it "running", gone from the shim,
         # and finishes (and removes) it at its next start.
-        auto_remove = bool(record["HostConfig"].get("AutoRemove"))
+        auto_remove = bool(record["HostConfig"].get("AutoRemove")) and \
+            container_id not in self._restarting
         if not auto_remove:
             self.store.save(record)
         # The runtime's delete (in the shim) and our side of the stop (network, root file
