@@ -20,6 +20,7 @@ from ..atomicfile import write_atomic
 from .errors import Conflict, InvalidParameter, NotFound
 
 RECORD = "config.v2.json"
+_TRASH = ".removed-"
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 
@@ -43,8 +44,9 @@ class ContainerStore:
         self._records: dict[str, dict[str, Any]] = {}
         for entry in sorted(root.iterdir()):
             record_path = entry / RECORD
-            if not record_path.is_file():
-                # A create that died before its record was written: nothing refers to it.
+            if not record_path.is_file() or entry.name.startswith(_TRASH):
+                # A create that died before its record was written, or a removal that was
+                # not finished: nothing refers to it.
                 shutil.rmtree(entry, ignore_errors=True)
                 continue
             with open(record_path, "rb") as f:
@@ -57,7 +59,8 @@ class ContainerStore:
         with self._lock:
             return list(self._records.values())
 
-    def add(self, record: dict[str, Any]) -> None:
+    def add(self, record: dict[str, Any], durable: bool = True) -> None:
+        """durable=False: the caller saves the record (durably) again shortly."""
         with self._lock:
             if self._by_name(record["Name"]) is not None:
                 existing = self._by_name(record["Name"])
@@ -67,17 +70,30 @@ class ContainerStore:
                                "(or rename) that container to be able to reuse that name.")
             self.dir_of(record["Id"]).mkdir(mode=0o710, exist_ok=True)
             self._records[record["Id"]] = record
-            self.save(record)
+            self.save(record, durable)
 
-    def save(self, record: dict[str, Any]) -> None:
+    def save(self, record: dict[str, Any], durable: bool = True) -> None:
         with self._lock:
-            write_atomic(self.dir_of(record["Id"]) / RECORD, json.dumps(record), durable=True,
-                         mode=0o600)
+            write_atomic(self.dir_of(record["Id"]) / RECORD, json.dumps(record),
+                         durable=durable, mode=0o600)
 
-    def remove(self, container_id: str) -> None:
+    def remove(self, container_id: str, wait: bool = True) -> None:
+        """wait=False: the directory is renamed out of the way now (a name without a
+        record, which the next start removes) and deleted by a background thread."""
         with self._lock:
             self._records.pop(container_id, None)
-            shutil.rmtree(self.dir_of(container_id), ignore_errors=True)
+            directory = self.dir_of(container_id)
+            if not wait:
+                trash = self.root / f"{_TRASH}{container_id}"
+                try:
+                    os.rename(directory, trash)
+                except OSError:
+                    pass
+                else:
+                    threading.Thread(target=shutil.rmtree, args=(trash, True),
+                                     name="container-trash", daemon=True).start()
+                    return
+            shutil.rmtree(directory, ignore_errors=True)
 
     def rename(self, record: dict[str, Any], new_name: str) -> None:
         with self._lock:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,10 @@ class ContainerService:
         # still unmounting must not race a restart mounting again.
         self._transitions: dict[str, threading.RLock] = {}
         self._transitions_lock = threading.Lock()
+        # Containers whose exit released their runtime state and network (see _finish).
+        self._released: set[str] = set()
+        self._restarting: set[str] = set()  # --rm containers that a restart stops
+        self._helpers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="container")
 
     # -- the shim -------------------------------------------------------------------------
 
@@ -168,7 +174,9 @@ class ContainerService:
             self.networks.prepare(record, networking_config)
         self._ensure_layers(image)
         layers = chain_ids([str(d) for d in image.diff_ids])
-        self.store.add(record)
+        # Forced to the disk once, by the save at the end; this first write is as atomic
+        # (what a killed daemon leaves is the same), and a fsync less on the run path.
+        self.store.add(record, durable=False)
         directory = self.store.dir_of(container_id)
         volume_attach.create_volumes(mounts, self.volumes)
         volume_attach.save(directory, mounts)
@@ -179,12 +187,13 @@ class ContainerService:
                       HostnamePath=str(directory / "hostname"),
                       HostsPath=str(directory / "hosts"))
         try:
-            self.snapshots.prepare(container_id, layers[-1] if layers else None)
+            self.snapshots.prepare(container_id, layers[-1] if layers else None,
+                                   durable=not _ephemeral(record))
         except SnapshotError as e:
             self.store.remove(container_id)
             volume_attach.remove_anonymous(record, self.volumes)
             raise EngineError(f"creating the container's filesystem: {e}") from None
-        self.store.save(record)
+        self.store.save(record, durable=not _ephemeral(record))
         self.events.emit("container", "create", container_id, self._attributes(record))
         return record
 
@@ -213,6 +222,7 @@ class ContainerService:
                 raise Conflict("cannot start a paused container, try unpause instead")
             raise NotModified("container already started")
         container_id = record["Id"]
+        self._released.discard(container_id)
         directory = self.store.dir_of(container_id)
         rootfs = directory / "rootfs"
         rootfs.mkdir(exist_ok=True)
@@ -220,7 +230,8 @@ class ContainerService:
         try:
             emulation.ensure_for_container(directory)
             if not _is_mounted(rootfs):
-                self.snapshots.mount(container_id, rootfs)
+                # A container removed when it stops keeps nothing a crash could lose.
+                self.snapshots.mount(container_id, rootfs, volatile=_ephemeral(record))
             sandbox = self.networks.attach(record) if self.networks is not None else None
             write_etc_files(directory, config.get("Hostname") or container_id[:12],
                             config.get("Domainname") or "",
@@ -243,9 +254,21 @@ class ContainerService:
                           log_max_size=self.options.log_max_size,
                           log_max_files=self.options.log_max_files,
                           terminal=bool(config.get("Tty")),
-                          stdin_open=bool(config.get("OpenStdin")))
+                          stdin_open=bool(config.get("OpenStdin")), delete_on_exit=True)
             self._attach_pending(container_id)
-            self._request("start", container_id)
+            before = dict(state)
+            state.update(_state("running"), Pid=int(created.get("pid") or 0),
+                         StartedAt=rfc3339_now(), FinishedAt=ZERO_TIME)
+            # Saved as running (fsync and all) while the shim starts the process.
+            saving = self._helpers.submit(self.store.save, record, not _ephemeral(record))
+            try:
+                self._request("start", container_id)
+            except EngineError:
+                futures_wait([saving])  # one writer of the record at a time
+                state.clear()
+                state.update(before)
+                raise
+            saving.result()
         except EngineError as error:
             self._start_failed(record, rootfs, str(error))
             if record["HostConfig"].get("AutoRemove"):
@@ -253,9 +276,6 @@ class ContainerService:
                 # (a client waiting for "removed" is waiting for exactly that).
                 self.remove(container_id, force=True, volumes=True)
             raise
-        state.update(_state("running"), Pid=int(created.get("pid") or 0),
-                     StartedAt=rfc3339_now(), FinishedAt=ZERO_TIME)
-        self.store.save(record)
         self.events.emit("container", "start", container_id, self._attributes(record))
         self._notify()
 
@@ -351,9 +371,14 @@ class ContainerService:
 
     def restart(self, ref: str, timeout: int | None = None) -> None:
         record = self.store.get(ref)
-        if record["State"]["Running"]:
-            self.stop(ref, timeout)
-        self.start(ref)
+        # As dockerd: a --rm container restarts; it is not removed by the stop.
+        self._restarting.add(record["Id"])
+        try:
+            if record["State"]["Running"]:
+                self.stop(ref, timeout)
+            self.start(ref)
+        finally:
+            self._restarting.discard(record["Id"])
         self.events.emit("container", "restart", record["Id"], self._attributes(record))
 
     def pause(self, ref: str) -> None:
@@ -408,22 +433,24 @@ class ContainerService:
 
     def _remove_locked(self, record: dict[str, Any]) -> None:
         container_id = record["Id"]
-        try:
-            self._request("delete", container_id, force=True)
-        except NotFound:
-            pass
-        except EngineError:
-            pass
-        if self.networks is not None:
-            self.networks.detach(record)
+        if container_id not in self._released:  # else the exit did all this already
+            try:
+                self._request("delete", container_id, force=True)
+            except NotFound:
+                pass
+            except EngineError:
+                pass
+            if self.networks is not None:
+                self.networks.detach(record)
+        self._released.discard(container_id)
         rootfs = self.store.dir_of(container_id) / "rootfs"
         if _is_mounted(rootfs):
             self.snapshots.unmount(rootfs)
         try:
-            self.snapshots.remove(container_id)
+            self.snapshots.remove(container_id, wait=False)
         except SnapshotError:
             pass
-        self.store.remove(container_id)
+        self.store.remove(container_id, wait=False)
 
     # -- exits ----------------------------------------------------------------------------
 
@@ -453,27 +480,38 @@ class ContainerService:
             return  # handled already (an event and a reconcile may both report it)
         record["State"].update(_state("exited"), ExitCode=exit_code, FinishedAt=finished_at,
                                StartedAt=record["State"]["StartedAt"])
-        self.store.save(record)
-        try:
-            self._request("delete", container_id, force=True)
-        except EngineError:
-            pass
+        # A container removed when it stops is not saved as exited: its record goes in a
+        # moment, and a daemon killed before that finds it "running", gone from the shim,
+        # and finishes (and removes) it at its next start.
+        auto_remove = bool(record["HostConfig"].get("AutoRemove")) and \
+            container_id not in self._restarting
+        if not auto_remove:
+            self.store.save(record)
+        # The runtime's delete (in the shim) and our side of the stop (network, root file
+        # system) do not depend on each other: the delete runs on a helper thread meanwhile.
+        deleting = self._helpers.submit(self._request, "delete", container_id, force=True)
         if self.networks is not None:
             self.networks.detach(record)
-            self.store.save(record)
         rootfs = self.store.dir_of(container_id) / "rootfs"
         if _is_mounted(rootfs):
             try:
                 self.snapshots.unmount(rootfs)
             except (SnapshotError, OSError):
                 pass
+        try:
+            deleting.result()
+            self._released.add(container_id)
+        except EngineError:
+            pass  # the removal tries again
+        if self.networks is not None and not auto_remove:
+            self.store.save(record)
         self._release_volumes(record)
         self.events.emit("container", "die", container_id,
                          {**self._attributes(record), "exitCode": str(exit_code)})
         self._notify()
-        if record["HostConfig"].get("AutoRemove"):
-            threading.Thread(target=self._auto_remove, args=(container_id,),
-                             daemon=True).start()
+        if auto_remove:
+            # Here, not on another thread: `docker run --rm` waits for exactly this.
+            self._auto_remove(container_id)
         elif _should_restart(record):
             threading.Thread(target=self._restart_after_exit, args=(container_id,),
                              daemon=True).start()
@@ -587,6 +625,14 @@ def _state(status: str) -> dict[str, Any]:
             "Paused": status == "paused", "Restarting": False, "OOMKilled": False,
             "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
             "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME}
+
+
+def _ephemeral(record: dict[str, Any]) -> bool:
+    """A container removed when it stops (--rm): nothing of it is forced to the disk (its
+    record, its snapshot, its writes: see the volatile mount), only written atomically, as
+    a killed daemon needs. A power loss may take it, which is what --rm asks for anyway;
+    on a busy disk each fsync waits for everyone's dirty data (several ms each)."""
+    return bool(record["HostConfig"].get("AutoRemove"))
 
 
 def _wait_result(record: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import queue
 import re
 import secrets
 import threading
@@ -91,6 +92,8 @@ class NetworkService:
         self._jumps_checked = False
         self._dns: Any = None
         self._dns_tried = False
+        self._unplugs: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
+        self._unplugger: threading.Thread | None = None
         for path in sorted(self.root.glob("*.json")):
             try:
                 record = json.loads(path.read_text())
@@ -620,6 +623,18 @@ class NetworkService:
             else:
                 bridge.unplug(entry.get("_Veth", ""))
 
+    def _unplug_later(self, veths: list[str]) -> None:
+        """Deletes veths on one long-lived thread: a thread started per stop costs the
+        stopping container its start-up, and the deletions are serial in the kernel
+        anyway. (The namespace is unbound already: the kernel would delete them with it.)"""
+        with self._lock:
+            if self._unplugger is None or not self._unplugger.is_alive():
+                self._unplugger = threading.Thread(target=_unplug_forever,
+                                                   args=(self._unplugs,), name="unplug",
+                                                   daemon=True)
+                self._unplugger.start()
+        self._unplugs.put(veths)
+
     def detach(self, record: dict[str, Any]) -> None:
         """At container stop (or a failed start, or removal): endpoints, ports, namespace
         and the DNS go; the record keeps its networks, without addresses."""
@@ -656,8 +671,7 @@ class NetworkService:
                 except EngineError as e:
                     log.warning("firewall: %s", e)
         if veths:
-            threading.Thread(target=_unplug_all, args=(veths,), name="unplug",
-                             daemon=True).start()
+            self._unplug_later(veths)
         log.debug("network detach of %s: %.1f ms", container_id[:12],
                   (time.perf_counter() - started) * 1000)
         for network in touched:
@@ -842,9 +856,10 @@ class NetworkService:
                 if line.startswith("nameserver")]
 
 
-def _unplug_all(veths: list[str]) -> None:
-    for veth in veths:
-        bridge.unplug(veth)
+def _unplug_forever(veths: queue.SimpleQueue[list[str]]) -> None:
+    while True:
+        for veth in veths.get():
+            bridge.unplug(veth)
 
 
 def _bindings(record: dict[str, Any]) -> list[Binding]:

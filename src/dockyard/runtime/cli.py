@@ -76,6 +76,51 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+class NeedsProcess(Exception):
+    """call() cannot run this command in the caller's process."""
+
+
+# Commands that fork nothing of their own and need no stdio: call() may run them in the
+# caller's thread.
+_CALLABLE = frozenset({"start", "delete", "kill"})
+
+
+def call(argv: list[str]) -> str | None:
+    """main(argv) as a library call in the calling thread, for a process that has the
+    runtime imported (the shim): no fork, no new interpreter. Returns runc's error message,
+    or None on success. Raises NeedsProcess for what must run as a process of its own:
+    other commands, and containers with hooks (a hook is a child process, which a caller
+    that reaps every child, as the shim does, would take away from us)."""
+    from .args import parse_args
+
+    try:
+        options = parse_args(argv)
+        if options.command not in _CALLABLE or options.log or options.debug or \
+                options.systemd_cgroup or options.help or options.version:
+            raise NeedsProcess(options.command)
+        from .container import Container
+        from .errors import ContainerNotFound
+        from .state import StateStore
+
+        store = StateStore(os.path.abspath(options.root))
+        try:
+            container = Container.load(store, options.id)
+        except ContainerNotFound:
+            if options.command == "delete" and options.force:
+                return None
+            raise
+        if container.state.config.get("hooks"):
+            raise NeedsProcess(options.command)
+        _dispatch(options)
+    except RuntimeFailure as e:
+        return str(e)
+    except OSError as e:
+        return f"{e.strerror or e}{': ' + str(e.filename) if e.filename else ''}"
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def _dispatch(o: Namespace) -> int:
     from .container import Container
     from .state import StateStore

@@ -68,13 +68,6 @@ def create_container(store: StateStore, container_id: str, opts: CreateOptions) 
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)
         cgroup = open_cgroup(spec.linux.cgroups_path, container_id)
-        cgroup.create()
-        cgroup.apply_resources(effective_resources(spec))
-        plan = SpawnPlan(
-            create=[ns.type for ns in spec.linux.namespaces if not ns.path],
-            join=[(ns.type, ns.path) for ns in spec.linux.namespaces if ns.path],
-            uid_mappings=spec.linux.uid_mappings, gid_mappings=spec.linux.gid_mappings,
-            cgroup=cgroup, meanwhile=opts.meanwhile)
         payload = {
             "config": spec.raw, "root_path": spec.root_path, "bundle": bundle, "fifo": fifo,
             "id": container_id, "cgroup": cgroup.paths(), "no_pivot": opts.no_pivot,
@@ -83,7 +76,16 @@ def create_container(store: StateStore, container_id: str, opts: CreateOptions) 
             "console_fd": opts.console_fd.fileno() if opts.console_fd is not None else None,
             "seccomp_cache": os.path.join(store.root, SECCOMP_CACHE),
         }
-        spawned = intermediate.launch(plan, payload)
+        # C turns the payload into the container's init while we make the cgroup.
+        intermediate.prepare(payload)
+        cgroup.create()
+        cgroup.apply_resources(effective_resources(spec))
+        plan = SpawnPlan(
+            create=[ns.type for ns in spec.linux.namespaces if not ns.path],
+            join=[(ns.type, ns.path) for ns in spec.linux.namespaces if ns.path],
+            uid_mappings=spec.linux.uid_mappings, gid_mappings=spec.linux.gid_mappings,
+            cgroup=cgroup, meanwhile=opts.meanwhile)
+        spawned = intermediate.launch(plan)
         init_pid = spawned.pid
         state = ContainerState(
             id=container_id, pid=init_pid, bundle=bundle, rootfs=spec.root_path,

@@ -56,15 +56,27 @@ class Intermediate:
     def __init__(self, pid: int, channel: Channel) -> None:
         self.pid = pid
         self.channel = channel
+        self.prepared = False
 
-    def launch(self, plan: SpawnPlan, payload: dict[str, Any]) -> Spawned:
+    def prepare(self, payload: dict[str, Any]) -> None:
+        """Sends the payload ahead of the plan: C builds its target from it while we
+        still prepare (the cgroup)."""
+        try:
+            self.channel.send_or_collect_error("payload", payload=payload)
+        except BaseException:
+            self.abandon()
+            raise
+        self.prepared = True
+
+    def launch(self, plan: SpawnPlan, payload: dict[str, Any] | None = None) -> Spawned:
         try:
             if plan.meanwhile is not None:
                 plan.meanwhile()
             # Sent only now: C may fork G and exit once it has this, and G must find us a
             # subreaper by then.
             self.channel.send_or_collect_error(
-                "plan", create=plan.create, join=plan.join, payload=payload,
+                "plan", create=plan.create, join=plan.join,
+                payload=None if self.prepared else payload,
                 cgroup=plan.cgroup.paths() if plan.cgroup is not None else None)
             if "user" in plan.create:
                 self.channel.expect("userns")
@@ -104,11 +116,16 @@ def _intermediate(channel: Channel,
 
     sys = LinuxSyscall()
     plan = channel.receive()
+    target = None
+    if plan is not None and plan["type"] == "payload":
+        target = make_target(plan["payload"])
+        plan = channel.receive()
     if plan is None:
         os._exit(0)  # abandoned: the runtime gave up before launching
     if plan["type"] != "plan":
         raise RuntimeFailure(f"unexpected message {plan['type']!r}")
-    target = make_target(plan["payload"])
+    if target is None:
+        target = make_target(plan["payload"])
     if plan["cgroup"] is not None:
         from .cgroups import cgroup_from_paths
 

@@ -101,7 +101,8 @@ class Process:
 
 class Container:
     __slots__ = ("id", "runtime", "bundle", "log_path", "stdin_open", "init", "execs",
-                 "oom_file", "oom_base", "exit_record", "deleting")
+                 "oom_file", "oom_base", "exit_record", "deleting", "delete_on_exit",
+                 "early_delete")
 
     def __init__(self, container_id: str, runtime: Runtime, bundle: str,
                  log_path: str | None, stdin_open: bool) -> None:
@@ -116,6 +117,10 @@ class Container:
         self.oom_base = 0
         self.exit_record: dict[str, Any] | None = None  # once the init has exited
         self.deleting = False
+        # The client deletes every container once its init has exited: the runtime's
+        # delete is started then, and `delete` takes its outcome (its error, or None).
+        self.delete_on_exit = False
+        self.early_delete: asyncio.Task[str | None] | None = None
 
     @property
     def status(self) -> str:
@@ -357,6 +362,9 @@ class Shim:
         try:
             container = process.container
             await process.stdio.wait_output_end(OUTPUT_END_TIMEOUT)
+            if not process.busy:
+                # Meanwhile: the log, the exit record, the event, the client's own work.
+                self._delete_early(process)
             log_file = process.stdio.log
             if log_file is not None:
                 closed = self.loop.create_future()
@@ -381,6 +389,7 @@ class Shim:
             if process.busy:
                 process.idle_waiter = self.loop.create_future()
                 await process.idle_waiter
+            self._delete_early(process)
             if oom_killed:
                 self.broadcast(p.encode_event("oom", id=container.id))
             fields: dict[str, Any] = {"id": container.id}
@@ -394,6 +403,25 @@ class Shim:
                 process.finalized.set_result(None)
             self.busy -= 1
             self._activity()
+
+    def _delete_early(self, process: Process) -> None:
+        """The runtime's delete of a container whose client asked for it at exit; only once
+        no request is about the init any more (a `start` still in the runtime would find
+        its state gone)."""
+        container = process.container
+        if process.exec_id is not None or not container.delete_on_exit or \
+                container.deleting or container.early_delete is not None:
+            return
+
+        async def delete() -> str | None:
+            self.busy += 1
+            try:
+                return await self._run_runtime(container.runtime, "delete", "--force",
+                                               container.id)
+            finally:
+                self.busy -= 1
+
+        container.early_delete = self._spawn_task(delete())
 
     def _exit_path(self, container_id: str) -> str:
         return os.path.join(self.exec_root, container_id + p.EXIT_SUFFIX)
@@ -550,6 +578,7 @@ class Shim:
         log_path = params.get("log_path") or None
         stdin_open = bool(params.get("stdin_open"))
         container = Container(container_id, runtime, bundle, log_path, stdin_open)
+        container.delete_on_exit = bool(params.get("delete_on_exit"))
         self.containers[container_id] = container
         _remove(self._exit_path(container_id))
         log_file = None
@@ -719,11 +748,17 @@ class Shim:
 
     async def _run_runtime(self, runtime: Runtime, command: str, *args: str) -> str | None:
         """Runs a runtime command; its error message, or None if it succeeded."""
+        argv = runtime.argv(command, *args)
+        if _inprocess.is_own_runtime(argv[0]) and command in _inprocess.CALLABLE:
+            try:
+                return await asyncio.to_thread(_inprocess.call, argv)
+            except _inprocess.NeedsProcess:
+                pass
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         errors = anonymous_file(self.exec_root)
         try:
             try:
-                waiting = self.spawn(runtime.argv(command, *args), devnull, devnull, errors)
+                waiting = self.spawn(argv, devnull, devnull, errors)
             finally:
                 os.close(devnull)
             status = await waiting
@@ -874,8 +909,12 @@ class Shim:
                               "force", p.CONFLICT)
         container.deleting = True
         try:
-            error = await self._run_runtime(container.runtime, "delete",
-                                            *(["--force"] if force else []), container.id)
+            early, container.early_delete = container.early_delete, None
+            error = await early if early is not None else None
+            if early is None or (error is not None and not is_not_found(error)):
+                error = await self._run_runtime(container.runtime, "delete",
+                                                *(["--force"] if force else []),
+                                                container.id)
             if error is not None and not is_not_found(error):
                 raise p.ShimError(error, p.RUNTIME)
             waits = []

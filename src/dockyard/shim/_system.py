@@ -86,12 +86,16 @@ def oom_kill_count(path: str | None) -> int:
 
 
 def write_json_atomic(path: str, doc: dict[str, Any]) -> None:
-    """Write to a temporary file, fsync, rename: a reader sees the old file or the new."""
+    """Write to a temporary file, rename: a reader sees the old file or the new.
+
+    Not fsync'd: what the shim writes (exit records) matters to a daemon or shim that
+    restarts, not after a reboot (no container survives one; the daemon then reports
+    exit status 255, as dockerd does), and a fsync on the exit path of every container
+    waits for all the dirty data of the file system on a busy disk."""
     tmp = f"{path}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, json.dumps(doc, separators=(",", ":")).encode() + b"\n")
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)

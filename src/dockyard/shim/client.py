@@ -54,12 +54,16 @@ class _Methods:
                log_path: str | None = None, log_max_size: int | None = None,
                log_max_files: int | None = None, terminal: bool = False,
                stdin_open: bool = False, console_size: dict[str, int] | None = None,
-               runtime_args: Sequence[str] | None = None) -> Any:
+               runtime_args: Sequence[str] | None = None, delete_on_exit: bool = False) -> Any:
+        """delete_on_exit: the caller will delete the container once its init has exited,
+        whatever happens next (a restart is a new create): the shim starts the runtime's
+        delete as soon as the init's output has ended, and `delete` then waits for it."""
         return self.request("create", _params(
             id=container_id, bundle=bundle, runtime=runtime, runtime_root=runtime_root,
             log_path=log_path, log_max_size=log_max_size, log_max_files=log_max_files,
             terminal=terminal, stdin_open=stdin_open, console_size=console_size,
-            runtime_args=list(runtime_args) if runtime_args else None))
+            runtime_args=list(runtime_args) if runtime_args else None,
+            delete_on_exit=delete_on_exit or None))
 
     def start(self, container_id: str, exec_id: str | None = None) -> Any:
         return self.request("start", _params(id=container_id, exec_id=exec_id))

@@ -99,6 +99,7 @@ METHODS: dict[str, dict[str, tuple[type, bool]]] = {
         "log_path": (_STR, False), "log_max_size": (_INT, False),
         "log_max_files": (_INT, False), "terminal": (_BOOL, False),
         "stdin_open": (_BOOL, False), "console_size": (_DICT, False),
+        "delete_on_exit": (_BOOL, False),
     },
     "start": {"id": (_STR, True), "exec_id": (_STR, False)},
     "kill": {"id": (_STR, True), "exec_id": (_STR, False), "signal": (_INT, False),

@@ -67,6 +67,28 @@ def mount(spec: Mount, target: Path) -> None:
     _in_directory(directory, lambda: _mount(spec.source, target_path, spec.type, data))
 
 
+def clear_volatile_marker(spec: Mount) -> None:
+    """A volatile mount leaves <workdir>/work/incompat/volatile/ behind, and the kernel
+    refuses to mount that work dir again (volatile or not) while it is there. Called before
+    mounting a snapshot that is not mounted: after a clean unmount its upper dir is whole."""
+    workdir = next((o[len("workdir="):] for o in spec.options if o.startswith("workdir=")), "")
+    marker = os.path.join(workdir, "work", "incompat", "volatile")
+    if workdir and os.path.isdir(marker):
+        import shutil
+
+        shutil.rmtree(marker)
+
+
+def mount_volatile(spec: Mount, target: Path) -> None:
+    """mount() with overlay's `volatile` option where the kernel has it (5.10+)."""
+    try:
+        mount(Mount(spec.type, spec.source, [*spec.options, "volatile"]), target)
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        mount(spec, target)  # an older kernel: without
+
+
 def compact_lowerdirs(options: list[str]) -> tuple[str, list[str]]:
     """(directory, options with lowerdir= relative to it): the lower dirs' common parent."""
     lowers = next(o for o in options if o.startswith("lowerdir="))[len("lowerdir="):].split(":")

@@ -32,6 +32,7 @@ import dataclasses
 import errno
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -264,8 +265,11 @@ class Snapshotter:
 
     # -- snapshots -------------------------------------------------------------------------
 
-    def prepare(self, key: str, parent_chain_id: str | None) -> SnapshotInfo:
-        """Create an empty writable snapshot for a container on top of an image's layers."""
+    def prepare(self, key: str, parent_chain_id: str | None,
+                durable: bool = True) -> SnapshotInfo:
+        """Create an empty writable snapshot for a container on top of an image's layers.
+        durable=False: not forced to the disk (a snapshot a power loss may take, such as a
+        container's that is removed when it stops); as atomic for a killed process."""
         if not isinstance(key, str) or not key:
             raise ValueError("a snapshot key is a non-empty string")
         if parent_chain_id is not None:
@@ -283,12 +287,17 @@ class Snapshotter:
                 os.chmod(staging / "upper", 0o755)
                 (staging / "work").mkdir(mode=0o700)
                 record = SnapshotRecord(key=key, parent=parent_chain_id, created=time.time())
-                write_json_atomic(staging / _SNAPSHOT_JSON, record.to_json())
+                if durable:
+                    write_json_atomic(staging / _SNAPSHOT_JSON, record.to_json())
+                else:  # staging is nobody else's until the rename: a plain write will do
+                    (staging / _SNAPSHOT_JSON).write_text(
+                        json.dumps(record.to_json(), indent=2, sort_keys=True) + "\n")
                 os.rename(staging, final)
             except BaseException:
                 remove_tree(staging)
                 raise
-            fsync_dir(self._snapshots)
+            if durable:
+                fsync_dir(self._snapshots)
         return self._snapshot_info(record)
 
     def snapshot(self, key: str) -> SnapshotInfo:
@@ -305,9 +314,17 @@ class Snapshotter:
         lowers = [self._links / r.link for r in self._chain(record.parent)] or [self._empty]
         return [_overlay.overlay_mount(lowers, directory / "upper", directory / "work")]
 
-    def mount(self, key: str, target: Path | str) -> None:
+    def mount(self, key: str, target: Path | str, volatile: bool = False) -> None:
+        """volatile: for a snapshot that a crash may lose (a container removed when it
+        stops): overlay's `volatile` option, so that neither the container's fsyncs nor
+        the unmount sync the whole upper file system (a sync waits for every other
+        writer's dirty data on it, tens of ms on a busy disk)."""
         for spec in self.mounts(key):
-            _overlay.mount(spec, Path(target))
+            _overlay.clear_volatile_marker(spec)
+            if volatile:
+                _overlay.mount_volatile(spec, Path(target))
+            else:
+                _overlay.mount(spec, Path(target))
 
     def unmount(self, target: Path | str) -> None:
         _overlay.unmount(Path(target))
@@ -324,8 +341,10 @@ class Snapshotter:
         lowers = [self._layer_dir(r.chain_id) / "diff" for r in self._chain(record.parent)]
         return overlay_changes(lowers, self._snapshot_dir(key) / "upper")
 
-    def remove(self, key: str) -> None:
-        """Remove a snapshot and its writes; refused while it is mounted."""
+    def remove(self, key: str, wait: bool = True) -> None:
+        """Remove a snapshot and its writes; refused while it is mounted. wait=False: the
+        snapshot is gone when this returns, its files are deleted by a background thread
+        (what a stop of the process leaves in tmp/ goes at the next start)."""
         with self._locked():
             self._snapshot_record(key)
             directory = self._snapshot_dir(key)
@@ -333,7 +352,11 @@ class Snapshotter:
                 raise InUseError(f"snapshot {key!r} is mounted")
             trash = self._new_staging(create=False)
             os.rename(directory, trash)
-        remove_tree(trash)
+        if wait:
+            remove_tree(trash)
+        else:
+            threading.Thread(target=_remove_quietly, args=(trash,), name="snapshot-trash",
+                             daemon=True).start()
 
     def usage(self) -> Usage:
         return Usage(
@@ -530,6 +553,13 @@ def boot_id() -> str:
         return _BOOT_ID.read_text().strip()
     except OSError:
         return "unknown"
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        remove_tree(path)
+    except OSError:
+        pass  # left in tmp/: removed at the next start
 
 
 def _info(record: LayerRecord) -> LayerInfo:
