@@ -250,8 +250,11 @@ def test_detached_container_lifecycle(cli: CLIs) -> None:
             assert mine.stdout == docker.stdout != ""
             assert cli.dy("ps", "-q", "--filter", f"name={target}").stdout == \
                 cli.dk("ps", "-q", "--filter", f"name={target}").stdout
+        # The columns' names (their widths follow the rows: "Less than a second ago" in one
+        # listing may be "1 second ago" in the next).
         header = cli.dy("ps", "--filter", f"name={ours_name}").stdout.splitlines()[0]
-        assert header == cli.dk("ps", "--filter", f"name={ours_name}").stdout.splitlines()[0]
+        assert header.split() == \
+            cli.dk("ps", "--filter", f"name={ours_name}").stdout.splitlines()[0].split()
 
         for args in (("exec", "{}", "sh", "-c", "echo in-exec; exit 4"),
                      ("exec", "-e", "X=y", "-w", "/tmp", "-u", "1", "{}", "sh", "-c",
