@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -41,6 +42,7 @@ def netd() -> Iterator[Daemon]:
         instance.cleanup()
         leftovers = networking_leftovers(instance.data_root, instance.bridge,
                                          instance.firewall_prefix)
+        shutil.rmtree(root, ignore_errors=True)
         assert not leftovers, leftovers
 
 
@@ -508,8 +510,10 @@ def test_an_existing_bridge_given_with_b_is_used_and_kept() -> None:
         assert bridge.link_exists(instance.bridge)
     finally:
         instance.cleanup()
-        assert not networking_leftovers(instance.data_root, instance.bridge,
-                                        instance.firewall_prefix)
+        leftovers = networking_leftovers(instance.data_root, instance.bridge,
+                                         instance.firewall_prefix)
+        shutil.rmtree(root, ignore_errors=True)
+        assert not leftovers, leftovers
 
 
 def test_a_container_that_exits_while_the_daemon_is_down_is_detached(netd: Daemon) -> None:
@@ -611,8 +615,10 @@ def test_daemon_without_iptables_or_default_bridge() -> None:
         instance.docker("network", "rm", "solo", check=True)
     finally:
         instance.cleanup()
-        assert not networking_leftovers(instance.data_root, instance.bridge,
-                                        instance.firewall_prefix)
+        leftovers = networking_leftovers(instance.data_root, instance.bridge,
+                                         instance.firewall_prefix)
+        shutil.rmtree(root, ignore_errors=True)
+        assert not leftovers, leftovers
 
 
 def test_two_networks_at_run_and_auxiliary_addresses(netd: Daemon) -> None:

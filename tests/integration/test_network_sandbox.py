@@ -3,6 +3,7 @@ endpoint, a second endpoint plugged in later (network connect), and everything r
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -58,6 +59,7 @@ def test_sandbox_endpoints_and_cleanup() -> None:
         assert not bridge.link_exists(broken.veth)
     finally:
         bridge.remove_sandbox(path)
+        shutil.rmtree(path.parent, ignore_errors=True)
         for endpoint in endpoints:
             bridge.unplug(endpoint.veth)
         bridge.delete_link(first)
