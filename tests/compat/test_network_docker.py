@@ -272,6 +272,24 @@ def test_container_network_mode_shares_the_namespace(netd: Daemon) -> None:
         seen = netd.docker("run", "--rm", "--network", f"container:{name}", IMAGE, "ip", "-4",
                            "addr", "show", "eth0", check=True).stdout
         assert f"inet {address}/" in seen
+        # As dockerd: the joining container takes the owner's hostname and /etc files.
+        script = "hostname; cat /etc/hostname /etc/hosts /etc/resolv.conf"
+        owner = netd.docker("exec", name, "sh", "-c", script, check=True).stdout
+        joined = netd.docker("run", "--rm", "--network", f"container:{name}", IMAGE, "sh",
+                             "-c", script, check=True).stdout
+        assert joined == owner and address in joined
+        for flags, what in ((["--hostname", "x"], "hostname and the network mode"),
+                            (["--dns", "10.0.0.1"], "dns and the network mode"),
+                            (["--add-host", "a:10.0.0.1"],
+                             "custom host-to-IP mapping and the network mode"),
+                            (["-p", "8080:80"],
+                             "port publishing and the container type network mode"),
+                            (["--expose", "80"],
+                             "port exposing and the container type network mode")):
+            refused = netd.docker("run", "--rm", "--network", f"container:{name}", *flags,
+                                  IMAGE, "true")
+            assert refused.returncode == 125, (flags, refused.stderr)
+            assert f"conflicting options: {what}" in refused.stderr, refused.stderr
     finally:
         netd.docker("rm", "-f", name)
 

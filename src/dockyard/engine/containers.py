@@ -30,6 +30,7 @@ from .etc_files import write_etc_files
 from .events import EventBus
 from .images import ImageService
 from .merge import merge_image_config
+from .networks import check_container_mode
 from .oci_spec import ContainerPaths, build_spec
 from .options import EngineOptions
 from .timefmt import ZERO_TIME, rfc3339_now
@@ -168,6 +169,7 @@ class ContainerService:
             "Mounts": [mount.inspect() for mount in mounts],
             "NetworkSettings": _network_settings(host_config),
         }
+        check_container_mode(config, host_config)
         if not merged.get("Hostname"):
             merged["Hostname"] = container_id[:12]
         if self.networks is not None:
@@ -196,6 +198,18 @@ class ContainerService:
         self.store.save(record, durable=not _ephemeral(record))
         self.events.emit("container", "create", container_id, self._attributes(record))
         return record
+
+    def _join_etc_files(self, record: dict[str, Any], joined: str) -> Path:
+        """--network container:X: X's hostname, domain name and /etc files (its
+        directory), as dockerd's initializeNetworkingPaths."""
+        other = self.store.get(joined)
+        directory = self.store.dir_of(other["Id"])
+        record["Config"]["Hostname"] = other["Config"].get("Hostname") or ""
+        record["Config"]["Domainname"] = other["Config"].get("Domainname") or ""
+        record.update(ResolvConfPath=str(directory / "resolv.conf"),
+                      HostnamePath=str(directory / "hostname"),
+                      HostsPath=str(directory / "hosts"))
+        return directory
 
     def _ensure_layers(self, image: ResolvedImage) -> None:
         parent = None
@@ -233,14 +247,18 @@ class ContainerService:
                 # A container removed when it stops keeps nothing a crash could lose.
                 self.snapshots.mount(container_id, rootfs, volatile=_ephemeral(record))
             sandbox = self.networks.attach(record) if self.networks is not None else None
-            write_etc_files(directory, config.get("Hostname") or container_id[:12],
-                            config.get("Domainname") or "",
-                            {**host_config, "ExtraHosts": sandbox.extra_hosts}
-                            if sandbox else host_config,
-                            sandbox.addresses if sandbox else [],
-                            embedded_dns=bool(sandbox and sandbox.embedded_dns))
-            paths = ContainerPaths(rootfs, directory / "hostname", directory / "hosts",
-                                   directory / "resolv.conf", _init_binary(),
+            etc = directory
+            if sandbox is not None and sandbox.joined:
+                etc = self._join_etc_files(record, sandbox.joined)
+            else:
+                write_etc_files(directory, config.get("Hostname") or container_id[:12],
+                                config.get("Domainname") or "",
+                                {**host_config, "ExtraHosts": sandbox.extra_hosts}
+                                if sandbox else host_config,
+                                sandbox.addresses if sandbox else [],
+                                embedded_dns=bool(sandbox and sandbox.embedded_dns))
+            paths = ContainerPaths(rootfs, etc / "hostname", etc / "hosts",
+                                   etc / "resolv.conf", _init_binary(),
                                    netns=sandbox.netns if sandbox else None)
             paths.user_mounts = volume_attach.start(directory, record, rootfs, self.volumes)
             spec = build_spec(container_id, config, host_config, paths,
