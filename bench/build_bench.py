@@ -24,7 +24,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine_bench import BIN, DOCKER, FIXTURE, IMAGE, Engine, timed  # noqa: E402
+from engine_bench import (  # noqa: E402
+    DOCKER,
+    FIXTURE,
+    IMAGE,
+    NO_NETWORK_DOCKER,
+    NO_NETWORK_DOCKYARD,
+    Engine,
+    docker_engine,
+    dockyard_engine,
+    timed,
+)
 
 DOCKERFILE = f"""\
 FROM {IMAGE}
@@ -56,27 +66,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("interrupted"))
     with tempfile.TemporaryDirectory(prefix="dockyard-build-bench-") as tmp:
         root = Path(tmp)
-        dy_root, dk_root = root / "dy", root / "dk"
-        dy_root.mkdir()
-        dk_root.mkdir()
-        (dy_root / "daemon.json").write_text("{}")
-        engines = [
-            Engine("dockyard", dy_root, [str(BIN / "dockyardd"), "-H",
-                                         f"unix://{dy_root}/d.sock", "--data-root",
-                                         str(dy_root / "data"), "--exec-root",
-                                         str(dy_root / "exec"), "--config-file",
-                                         str(dy_root / "daemon.json"), "--cgroup-parent",
-                                         "/dockyard-build-bench", "--bridge", "none",
-                                         "--iptables=false"], dy_root / "d.sock"),
-            Engine("docker", dk_root, ["dockerd", "-H", f"unix://{dk_root}/d.sock",
-                                       "--data-root", str(dk_root / "data"), "--exec-root",
-                                       str(dk_root / "exec"), "--pidfile",
-                                       str(dk_root / "d.pid"), "--bridge", "none",
-                                       "--iptables=false", "--ip6tables=false",
-                                       "--ip-forward=false", "--ip-masq=false",
-                                       "--cgroup-parent", "/docker-build-bench"],
-                   dk_root / "d.sock"),
-        ]
+        engines = [dockyard_engine(root / "dy", "/dockyard-build-bench", *NO_NETWORK_DOCKYARD),
+                   docker_engine(root / "dk", "/docker-build-bench", *NO_NETWORK_DOCKER)]
         rows: dict[str, dict[str, list[float]]] = {}
         try:
             contexts = {}

@@ -76,6 +76,34 @@ class Engine:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
+# Both engines without a bridge network and without firewall rules: nothing changes on
+# the host (bench/network_bench.py compares the bridges).
+NO_NETWORK_DOCKYARD = ("--bridge", "none", "--iptables=false")
+NO_NETWORK_DOCKER = ("--bridge", "none", "--iptables=false", "--ip6tables=false",
+                     "--ip-forward=false", "--ip-masq=false")
+
+
+def dockyard_engine(root: Path, cgroup_parent: str, *flags: str,
+                    kind: type[Engine] | None = None) -> Engine:
+    """dockyardd on its own socket, data root and exec root under `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "daemon.json").write_text("{}")
+    return (kind or Engine)("dockyard", root, [
+        str(BIN / "dockyardd"), "-H", f"unix://{root}/d.sock", "--data-root",
+        str(root / "data"), "--exec-root", str(root / "exec"), "--config-file",
+        str(root / "daemon.json"), "--cgroup-parent", cgroup_parent, *flags], root / "d.sock")
+
+
+def docker_engine(root: Path, cgroup_parent: str, *flags: str,
+                  kind: type[Engine] | None = None) -> Engine:
+    """A private dockerd (Debian's docker.io) on its own socket, data root and exec root."""
+    root.mkdir(parents=True, exist_ok=True)
+    return (kind or Engine)("docker", root, [
+        "dockerd", "-H", f"unix://{root}/d.sock", "--data-root", str(root / "data"),
+        "--exec-root", str(root / "exec"), "--pidfile", str(root / "d.pid"),
+        "--cgroup-parent", cgroup_parent, *flags], root / "d.sock")
+
+
 def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
@@ -133,26 +161,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="dockyard-engine-bench-") as tmp:
         root = Path(tmp)
-        dy_root, dk_root = root / "dy", root / "dk"
-        dy_root.mkdir()
-        dk_root.mkdir()
-        (dy_root / "daemon.json").write_text("{}")
-        engines = [
-            Engine("dockyard", dy_root, [str(BIN / "dockyardd"), "-H",
-                                         f"unix://{dy_root}/d.sock", "--data-root",
-                                         str(dy_root / "data"), "--exec-root",
-                                         str(dy_root / "exec"), "--config-file",
-                                         str(dy_root / "daemon.json"), "--cgroup-parent",
-                                         "/dockyard-bench", "--bridge", "none",
-                                         "--iptables=false"], dy_root / "d.sock"),
-            Engine("docker", dk_root, ["dockerd", "-H", f"unix://{dk_root}/d.sock",
-                                       "--data-root", str(dk_root / "data"), "--exec-root",
-                                       str(dk_root / "exec"), "--pidfile",
-                                       str(dk_root / "d.pid"), "--bridge", "none",
-                                       "--iptables=false", "--ip6tables=false",
-                                       "--ip-forward=false", "--ip-masq=false",
-                                       "--cgroup-parent", "/docker-bench"], dk_root / "d.sock"),
-        ]
+        engines = [dockyard_engine(root / "dy", "/dockyard-bench", *NO_NETWORK_DOCKYARD),
+                   docker_engine(root / "dk", "/docker-bench", *NO_NETWORK_DOCKER)]
         results: dict[str, dict[str, float]] = {}
         try:
             for engine in engines:

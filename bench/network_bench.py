@@ -31,7 +31,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_bench import BIN, FIXTURE, IMAGE, Engine, timed  # noqa: E402
+from engine_bench import (  # noqa: E402
+    FIXTURE,
+    IMAGE,
+    Engine,
+    docker_engine,
+    dockyard_engine,
+    timed,
+)
 
 DOCKER_BRIDGE = "dkbench0"
 DOCKYARD_BRIDGE = "dybench0"
@@ -121,22 +128,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="dockyard-network-bench-") as tmp:
         root = Path(tmp)
-        dy_root, dk_root = root / "dy", root / "dk"
-        dy_root.mkdir()
-        dk_root.mkdir()
-        (dy_root / "daemon.json").write_text("{}")
         engines = [
-            Engine("dockyard", dy_root, [
-                str(BIN / "dockyardd"), "-H", f"unix://{dy_root}/d.sock", "--data-root",
-                str(dy_root / "data"), "--exec-root", str(dy_root / "exec"), "--config-file",
-                str(dy_root / "daemon.json"), "--cgroup-parent", "/dockyard-netbench",
-                "--bridge", DOCKYARD_BRIDGE, "--firewall-prefix", DOCKYARD_PREFIX],
-                dy_root / "d.sock"),
-            Engine("docker", dk_root, [
-                "dockerd", "-H", f"unix://{dk_root}/d.sock", "--data-root",
-                str(dk_root / "data"), "--exec-root", str(dk_root / "exec"), "--pidfile",
-                str(dk_root / "d.pid"), "--bridge", DOCKER_BRIDGE, "--ip6tables=false",
-                "--cgroup-parent", "/docker-netbench"], dk_root / "d.sock"),
+            dockyard_engine(root / "dy", "/dockyard-netbench", "--bridge", DOCKYARD_BRIDGE,
+                            "--firewall-prefix", DOCKYARD_PREFIX),
+            docker_engine(root / "dk", "/docker-netbench", "--bridge", DOCKER_BRIDGE,
+                          "--ip6tables=false"),
         ]
         rows: dict[str, dict[str, list[float]]] = {}
 

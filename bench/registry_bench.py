@@ -34,7 +34,13 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from bench.engine_bench import Engine  # noqa: E402
+from bench.engine_bench import (  # noqa: E402
+    NO_NETWORK_DOCKER,
+    NO_NETWORK_DOCKYARD,
+    Engine,
+    docker_engine,
+    dockyard_engine,
+)
 from tests.distribution_images import make_oci_layout  # noqa: E402
 from tests.distribution_registry import Registry  # noqa: E402
 
@@ -61,21 +67,16 @@ class Daemon(Engine):
 
 
 def dockyard_daemon(root: Path) -> Daemon:
-    (root).mkdir(parents=True, exist_ok=True)
-    (root / "daemon.json").write_text("{}")
-    return Daemon("dockyard", root, [
-        str(BIN / "dockyardd"), "-H", f"unix://{root}/d.sock", "--data-root",
-        str(root / "data"), "--exec-root", str(root / "exec"), "--config-file",
-        str(root / "daemon.json"), "--cgroup-parent", "/dockyard-bench"], root / "d.sock")
+    daemon = dockyard_engine(root, "/dockyard-bench", *NO_NETWORK_DOCKYARD, kind=Daemon)
+    assert isinstance(daemon, Daemon)
+    return daemon
 
 
 def docker_daemon(root: Path, registries: list[str]) -> Daemon:
     insecure = [arg for host in registries for arg in ("--insecure-registry", host)]
-    return Daemon("docker", root, [
-        "dockerd", "-H", f"unix://{root}/d.sock", "--data-root", str(root / "data"),
-        "--exec-root", str(root / "exec"), "--pidfile", str(root / "d.pid"),
-        "--bridge", "none", "--iptables=false", "--ip6tables=false", "--ip-forward=false",
-        "--ip-masq=false", "--cgroup-parent", "/docker-bench", *insecure], root / "d.sock")
+    daemon = docker_engine(root, "/docker-bench", *NO_NETWORK_DOCKER, *insecure, kind=Daemon)
+    assert isinstance(daemon, Daemon)
+    return daemon
 
 
 def timed(action: Callable[[], object]) -> float:
