@@ -33,6 +33,8 @@ from engine_bench import (  # noqa: E402
     Engine,
     docker_engine,
     dockyard_engine,
+    print_lines,
+    remove_cgroup_parents,
     timed,
 )
 
@@ -94,25 +96,12 @@ def main() -> None:
         finally:
             for engine in engines:
                 engine.stop()
-            for parent in ("dockyard-build-bench", "docker-build-bench"):
-                for base in Path("/sys/fs/cgroup").iterdir():
-                    path = base / parent
-                    if path.is_dir():
-                        subprocess.run(["find", str(path), "-depth", "-type", "d", "-exec",
-                                        "rmdir", "{}", ";"], check=False,
-                                       capture_output=True)
+            remove_cgroup_parents("dockyard-build-bench", "docker-build-bench")
     lines = [[f"build (median of {args.rounds})", "dockyard", "docker", "dockyard / docker"]]
     for row, values in rows.items():
         dy, dk = (statistics.median(values[n]) * 1000 for n in ("dockyard", "docker"))
         lines.append([row, f"{dy:.0f}", f"{dk:.0f}", f"{dy / dk:.2f}"])
-    if args.markdown:
-        print("| " + " | ".join(lines[0]) + " |")
-        print("|" + "---|" * len(lines[0]))
-        for line in lines[1:]:
-            print("| " + " | ".join(line) + " |")
-    else:
-        for line in lines:
-            print(f"{line[0]:<40}{line[1]:>10}{line[2]:>10}{line[3]:>20}")
+    print_lines(lines, args.markdown)
 
 
 if __name__ == "__main__":

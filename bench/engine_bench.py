@@ -238,13 +238,7 @@ def main() -> None:
         finally:
             for engine in engines:
                 engine.stop()
-            for parent in ("dockyard-bench", "docker-bench"):
-                for base in Path("/sys/fs/cgroup").iterdir():
-                    path = base / parent
-                    if path.is_dir():
-                        subprocess.run(["find", str(path), "-depth", "-type", "d", "-exec",
-                                        "rmdir", "{}", ";"], check=False,
-                                       capture_output=True)
+            remove_cgroup_parents("dockyard-bench", "docker-bench")
     print_table(results, memory, idle, args.rounds, args.markdown)
 
 
@@ -258,15 +252,31 @@ def print_table(results: dict[str, dict[str, float]], memory: dict[str, float],
                   f"{memory['docker']:.0f}", f"{memory['dockyard'] / memory['docker']:.2f}"])
     lines.append(["idle daemon RSS, MiB", f"{idle['dockyard'] / 1024:.1f}",
                   f"{idle['docker'] / 1024:.1f}", f"{idle['dockyard'] / idle['docker']:.2f}"])
+    print_lines(lines, markdown)
+
+
+def print_lines(lines: list[list[str]], markdown: bool) -> None:
+    """A header line and rows: a markdown table, or columns aligned for a terminal."""
     if markdown:
         print("| " + " | ".join(lines[0]) + " |")
         print("|" + "---|" * len(lines[0]))
         for line in lines[1:]:
             print("| " + " | ".join(line) + " |")
         return
-    widths = [max(len(line[i]) for line in lines) for i in range(4)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     for line in lines:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)))
+
+
+def remove_cgroup_parents(*names: str) -> None:
+    """The benchmark's cgroup parents in every hierarchy, emptied bottom up (an engine that
+    was killed may leave its containers' cgroups)."""
+    for name in names:
+        for base in Path("/sys/fs/cgroup").iterdir():
+            path = base / name
+            if path.is_dir():
+                subprocess.run(["find", str(path), "-depth", "-type", "d", "-exec", "rmdir",
+                                "{}", ";"], check=False, capture_output=True)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ from engine_bench import (  # noqa: E402
     Engine,
     docker_engine,
     dockyard_engine,
+    print_lines,
+    remove_cgroup_parents,
     timed,
 )
 
@@ -182,12 +184,7 @@ def main() -> None:
                 engine.stop()
             bridge.delete_link(DOCKER_BRIDGE)
             remove_docker_rules(policy)
-            for parent in ("dockyard-netbench", "docker-netbench"):
-                for base in Path("/sys/fs/cgroup").iterdir():
-                    path = base / parent
-                    if path.is_dir():
-                        subprocess.run(["find", str(path), "-depth", "-type", "d", "-exec",
-                                        "rmdir", "{}", ";"], check=False, capture_output=True)
+            remove_cgroup_parents("dockyard-netbench", "docker-netbench")
     print_table(rows, args.rounds, args.markdown)
 
 
@@ -196,15 +193,7 @@ def print_table(rows: dict[str, dict[str, list[float]]], rounds: int, markdown: 
     for row, values in rows.items():
         dy, dk = statistics.median(values["dockyard"]), statistics.median(values["docker"])
         lines.append([row, f"{dy:.1f}", f"{dk:.1f}", f"{dy / dk:.2f}"])
-    if markdown:
-        print("| " + " | ".join(lines[0]) + " |")
-        print("|" + "---|" * len(lines[0]))
-        for line in lines[1:]:
-            print("| " + " | ".join(line) + " |")
-        return
-    widths = [max(len(line[i]) for line in lines) for i in range(4)]
-    for line in lines:
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)))
+    print_lines(lines, markdown)
 
 
 if __name__ == "__main__":

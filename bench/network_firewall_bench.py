@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -41,7 +40,7 @@ def _timed(fn: Callable[[], None]) -> float:
 def daemons(rounds: int, markdown: bool) -> None:
     import tempfile
 
-    from engine_bench import BIN, FIXTURE, IMAGE, Engine
+    from engine_bench import BIN, FIXTURE, IMAGE, Engine, remove_cgroup_parents
     from network_bench import free_port
 
     from dockyard.network import bridge
@@ -78,11 +77,7 @@ def daemons(rounds: int, markdown: bool) -> None:
                 bridge.delete_link(engine.argv[engine.argv.index("--bridge") + 1])
                 prefix = engine.argv[engine.argv.index("--firewall-prefix") + 1]
                 make_firewall(prefix, True, engine.name).teardown()
-                for base in Path("/sys/fs/cgroup").iterdir():
-                    path = base / f"dyfb-{tag}-{engine.name}"
-                    if path.is_dir():
-                        subprocess.run(["find", str(path), "-depth", "-type", "d", "-exec",
-                                        "rmdir", "{}", ";"], check=False, capture_output=True)
+                remove_cgroup_parents(f"dyfb-{tag}-{engine.name}")
     print(f"two dockyardd, {rounds} rounds, medians (ms)")
     if markdown:
         print("| operation | ms |\n|---|---|")
