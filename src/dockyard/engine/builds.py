@@ -36,7 +36,13 @@ from ..build import (
     parse_dockerfile,
 )
 from ..build import Dockerfile as ParsedDockerfile
-from ..compression import Prefixed, detect_compression
+from ..compression import (
+    MAGIC_LENGTH,
+    Prefixed,
+    corrupt_data_errors,
+    open_decompressed,
+    read_exactly,
+)
 from ..image import (
     Descriptor,
     ImageError,
@@ -193,28 +199,8 @@ def _check_tag(tag: str) -> None:
 
 
 def _unpack_context(source: IO[bytes], target: Path) -> None:
-    head = source.read(6)
-    kind = detect_compression(head)
-    stream: Any = Prefixed(head, source)
-    if kind == "gzip":
-        import gzip
-
-        stream = gzip.GzipFile(fileobj=stream, mode="rb")
-    elif kind == "bzip2":
-        import bz2
-
-        stream = bz2.BZ2File(stream)
-    elif kind == "xz":
-        import lzma
-
-        stream = lzma.LZMAFile(stream)
-    elif kind == "zstd":
-        try:
-            import zstandard  # type: ignore[import-not-found]
-        except ImportError:
-            raise InvalidParameter("a zstd-compressed build context needs the zstandard "
-                                   "module") from None
-        stream = zstandard.ZstdDecompressor().stream_reader(stream)
+    head = read_exactly(source.read, MAGIC_LENGTH)
+    stream, _kind = open_decompressed(Prefixed(head, source))
     if not head:
         return  # an empty body: an empty context (the Dockerfile will be missing)
     root = os.path.realpath(target)
@@ -230,7 +216,7 @@ def _unpack_context(source: IO[bytes], target: Path) -> None:
                     member.linkname = _safe_name(member.linkname)
                     _check_inside(root, member.linkname)
                 tar.extract(member, target, set_attrs=True, numeric_owner=True)
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, *corrupt_data_errors()) as e:
         raise InvalidParameter(f"failed to read the build context: {e}") from None
 
 

@@ -4,19 +4,16 @@ instructions both accept."""
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
 import json
-import lzma
 import posixpath
 import shlex
 import tarfile
 import tempfile
-import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
+from ..compression import corrupt_data_errors, open_decompressed
 from ..image import (
     Descriptor,
     ImageError,
@@ -139,7 +136,7 @@ class CommitService:
                 with tarfile.open(fileobj=layer, mode="r:") as check:
                     for _member in check:
                         pass
-            except (tarfile.TarError, OSError, EOFError, lzma.LZMAError, zlib.error) as e:
+            except (tarfile.TarError, OSError, *corrupt_data_errors()) as e:
                 raise InvalidParameter(f"importing: not a tar archive: {e}") from None
             layer.seek(0)
             digest, _ = self.images.content.ingest(layer, diff_id, size)
@@ -214,43 +211,13 @@ def _filtered_tar(source: IO[bytes], hidden: set[str]) -> Iterator[bytes]:
 
 
 def _decompressed_chunks(source: IO[bytes]) -> Iterator[bytes]:
-    """A tar stream, plain or gzip/bzip2/xz-compressed, uncompressed."""
-    head = source.read(6)
-    rest = _Prefixed(head, source)
-    reader: Any
-    if head.startswith(b"\x1f\x8b"):
-        reader = gzip.GzipFile(fileobj=rest, mode="rb")
-    elif head.startswith(b"BZh"):
-        reader = bz2.BZ2File(rest)
-    elif head.startswith(b"\xfd7zXZ\x00"):
-        reader = lzma.LZMAFile(rest)
-    elif head.startswith(b"\x28\xb5\x2f\xfd"):
-        raise InvalidParameter("importing: zstd-compressed archives are not supported yet")
-    else:
-        reader = rest
+    """A tar stream, plain or compressed (gzip, zstd, bzip2, xz), uncompressed."""
+    reader, _kind = open_decompressed(source)
     while True:
         chunk = reader.read(_CHUNK)
         if not chunk:
             return
         yield chunk
-
-
-class _Prefixed:
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
-        self._head = head
-        self._rest = rest
-
-    def read(self, size: int = -1) -> bytes:
-        if self._head:
-            if size < 0:
-                data, self._head = self._head + self._rest.read(), b""
-                return data
-            data, self._head = self._head[:size], self._head[size:]
-            return data
-        return self._rest.read(size)
-
-    def readable(self) -> bool:
-        return True
 
 
 # -- image configs ----------------------------------------------------------------------------

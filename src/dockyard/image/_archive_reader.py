@@ -14,19 +14,13 @@ malformed or hostile, and saying so beats guessing what it meant.
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 import posixpath
 import re
 import tarfile
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import zstandard
-
-from dockyard.compression import MAGIC_LENGTH, Prefixed, detect_compression
+from dockyard.compression import corrupt_data_errors, open_decompressed, read_exactly
 from dockyard.image.content import ContentStore, Readable
 from dockyard.image.digest import Digest
 from dockyard.image.errors import ArchiveError, DigestError, DigestMismatchError
@@ -35,11 +29,7 @@ SMALL_MEMBER = 1 << 20  # members up to this size are kept in memory ...
 MEMORY_BUDGET = 64 << 20  # ... as long as they add up to no more than this
 _MAX_LINK_HOPS = 40  # as Linux's limit on symlinks followed in one lookup
 _BLOB_NAME = re.compile(r"blobs/([^/]+)/([^/]+)")
-
-def compression_of(head: bytes) -> str | None:
-    """The compression whose magic bytes start `head` ("gzip", "zstd", "xz", "bzip2")."""
-    kind = detect_compression(head)
-    return None if kind == "none" else kind
+_CORRUPT_DATA = corrupt_data_errors()
 
 
 class _Decompressed:
@@ -57,40 +47,18 @@ class _Decompressed:
             if error.errno is not None:
                 raise  # a real I/O error, not bad compressed data
             raise self._corrupt(error) from None
-        except (EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as error:
+        except _CORRUPT_DATA as error:
             raise self._corrupt(error) from None
 
     def _corrupt(self, error: Exception) -> ArchiveError:
         return ArchiveError(f"{self._what} is truncated or corrupt ({self._kind}): {error}")
 
 
-def read_exactly(stream: Readable, size: int) -> bytes:
-    chunks = []
-    while size > 0:
-        chunk = stream.read(size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
 def decompressed(stream: Readable, what: str) -> tuple[Readable, str | None]:
     """`stream` decompressed if its first bytes say it is compressed, and which way."""
-    head = read_exactly(stream, MAGIC_LENGTH)
-    raw = Prefixed(head, stream)
-    kind = compression_of(head)
-    reader: Any
-    if kind is None:
-        return raw, None
-    if kind == "gzip":
-        reader = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
-    elif kind == "bzip2":
-        reader = bz2.BZ2File(raw)  # type: ignore[arg-type]
-    elif kind == "xz":
-        reader = lzma.LZMAFile(raw)  # type: ignore[arg-type]
-    else:
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    reader, kind = open_decompressed(stream)
+    if kind == "none":
+        return reader, None
     return _Decompressed(reader, kind, what), kind
 
 
@@ -248,7 +216,7 @@ def _take(tar: tarfile.TarFile, member: tarfile.TarInfo, contents: ArchiveConten
             contents.blobs[digest] = size
             contents.files[name] = Member(name, size, digest=digest)
         elif member.size <= min(SMALL_MEMBER, budget):
-            data = read_exactly(source, member.size)
+            data = read_exactly(source.read, member.size)
             contents.files[name] = Member(name, member.size, data=data)
             budget -= member.size
         else:

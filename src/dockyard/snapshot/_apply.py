@@ -11,18 +11,15 @@ unit tests), itself without following symlinks.
 
 from __future__ import annotations
 
-import lzma
 import os
 import stat
 import tarfile
-import zlib
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Self
 
-import zstandard
-
+from ..compression import corrupt_data_errors
 from ._compression import Readable, open_layer_stream, read_exactly
 from ._errors import LayerError
 from ._fstree import content_size, remove_tree
@@ -36,8 +33,7 @@ _RESERVED_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
 
 _SKIP_CHUNK = 1 << 20
 
-_STREAM_ERRORS = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError,
-                  zstandard.ZstdError)
+_STREAM_ERRORS = (tarfile.TarError, OSError, *corrupt_data_errors())
 
 
 @dataclass(frozen=True)

@@ -7,79 +7,21 @@ leaves behind, see HashingReader.drain) goes through it exactly once.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import hashlib
-import lzma
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-import zstandard
+from ..compression import (
+    Prefixed,
+    Readable,
+    TruncatedStream,
+    detect_compression,
+    open_decompressed,
+    read_exactly,
+)
 
-from ..compression import Prefixed, Readable, detect_compression
-
-__all__ = ["Prefixed", "Readable", "TruncatedStream", "detect_compression"]
+__all__ = ["Prefixed", "Readable", "TruncatedStream", "detect_compression", "read_exactly"]
 
 _CHUNK = 1 << 20
-
-class TruncatedStream(EOFError):
-    """The compressed stream ended inside a frame."""
-
-
-class _ZstdReader:
-    """zstd frames one after another; unlike zstandard's stream_reader, a stream that ends
-    inside a frame is an error here, not a quiet short read."""
-
-    def __init__(self, source: Readable) -> None:
-        self._source = source
-        self._decompressor = zstandard.ZstdDecompressor()
-        self._frame = self._decompressor.decompressobj()
-        self._in_frame = False
-        self._buffer = b""
-        self._offset = 0  # into _buffer: slicing a large buffer from the front is quadratic
-        self._pending = b""
-
-    def read(self, size: int = -1, /) -> bytes:
-        parts = []
-        while size != 0:
-            if self._offset >= len(self._buffer):
-                self._buffer, self._offset = b"", 0
-                if not self._fill():
-                    break
-                continue
-            end = len(self._buffer) if size < 0 else min(len(self._buffer), self._offset + size)
-            parts.append(self._buffer[self._offset:end])
-            if size > 0:
-                size -= end - self._offset
-            self._offset = end
-        return b"".join(parts)
-
-    def _fill(self) -> bool:
-        chunk = self._pending or self._source.read(_CHUNK)
-        self._pending = b""
-        if not chunk:
-            if self._in_frame:
-                raise TruncatedStream("zstd stream ends inside a frame")
-            return False
-        self._in_frame = True
-        self._buffer = self._frame.decompress(chunk)
-        if self._frame.eof:
-            # The rest of this chunk belongs to the next frame (or is trailing data).
-            self._pending = self._frame.unused_data
-            self._frame = self._decompressor.decompressobj()
-            self._in_frame = False
-        return True
-
-
-def read_exactly(read: Callable[[int], bytes], size: int) -> bytes:
-    """size bytes from read() (fewer only at the end of the stream)."""
-    parts = []
-    while size > 0:
-        data = read(size)
-        if not data:
-            break
-        parts.append(data)
-        size -= len(data)
-    return b"".join(parts)
 
 
 class HashingReader:
@@ -111,22 +53,7 @@ class HashingReader:
 
 def open_layer_stream(stream: Readable) -> tuple[HashingReader, str]:
     """(a hashing reader over the uncompressed tar, the compression found)."""
-    head = b""
-    while len(head) < 6:
-        data = stream.read(6 - len(head))
-        if not data:
-            break
-        head += data
-    compression = detect_compression(head)
-    source: Readable = Prefixed(head, stream)
-    if compression == "gzip":
-        source = gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[call-overload]
-    elif compression == "zstd":
-        source = _ZstdReader(source)
-    elif compression == "bzip2":
-        source = bz2.BZ2File(source, mode="rb")  # type: ignore[call-overload]
-    elif compression == "xz":
-        source = lzma.LZMAFile(source, mode="rb")  # type: ignore[arg-type]
+    source, compression = open_decompressed(stream)
     return HashingReader(source), compression
 
 
