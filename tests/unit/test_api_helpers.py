@@ -108,6 +108,13 @@ def test_bool_false(value: str) -> None:
     assert not parse_bool(value)
 
 
+def test_query_times_in_seconds_or_rfc3339() -> None:
+    query = Query.parse("since=1700000000.5&until=2023-11-14T22:13:21Z&empty=")
+    assert query.get_time("since") == 1700000000.5
+    assert query.get_time("until") == 1700000001.0
+    assert query.get_time("empty") == query.get_time("absent") == 0.0
+
+
 def test_query_helpers() -> None:
     query = Query.parse("all=1&limit=5&name=a&name=b&empty=&size=x&q=a+b")
     assert query.get_bool("all") is True

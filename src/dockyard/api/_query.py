@@ -64,6 +64,19 @@ class Query(Mapping[str, list[str]]):
             raise InvalidParameter(
                 f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
 
+    def get_time(self, name: str) -> float:
+        """A point in time, as logs and events take `since`/`until`: seconds since the
+        epoch (with a fraction) or RFC 3339; 0 when absent."""
+        value = self.get_str(name)
+        if not value:
+            return 0.0
+        try:
+            return float(value)
+        except ValueError:
+            from ..engine.timefmt import parse_rfc3339
+
+            return parse_rfc3339(value)
+
     def filters(self, name: str = "filters") -> Filters:
         """The JSON `filters` parameter (empty when absent); 400 when malformed."""
         return parse_filters(self.get_str(name))

@@ -147,8 +147,8 @@ def register(router: Router, engine: Engine) -> None:
             raise InvalidParameter("Bad parameters: you must choose at least one stream")
         tail_text = query.get_str("tail") or "all"
         tail = None if tail_text == "all" else int(tail_text) if tail_text.isdigit() else None
-        since = _time(query.get_str("since"))
-        until = _time(query.get_str("until"))
+        since = query.get_time("since")
+        until = query.get_time("until")
         tty = bool(record["Config"].get("Tty"))
         wanted = {name for name in ("stdout", "stderr") if query.get_bool(name)}
         timestamps = query.get_bool("timestamps")
@@ -308,15 +308,6 @@ def _path(text: str) -> Any:
     from pathlib import Path
 
     return Path(text)
-
-
-def _time(value: str | None) -> float:
-    if not value:
-        return 0.0
-    try:
-        return float(value)
-    except ValueError:
-        return parse_rfc3339(value)
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:

@@ -47,8 +47,8 @@ def register(router: Router, engine: Engine) -> None:
     async def events(request: Request) -> StreamingResponse:
         filters = request.query.filters()
         since_text = request.query.get_str("since")
-        since = _time_param(since_text)
-        until = _time_param(request.query.get_str("until"))
+        since = request.query.get_time("since")
+        until = request.query.get_time("until")
         wanted = {key: filters.values_of(key) for key in filters}
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         loop = asyncio.get_running_loop()
@@ -114,15 +114,6 @@ def _line(event: dict[str, Any]) -> bytes:
     import json
 
     return (json.dumps(event) + "\n").encode()
-
-
-def _time_param(value: str | None) -> float:
-    if not value:
-        return 0.0
-    try:
-        return float(value)
-    except ValueError:
-        return parse_rfc3339(value)
 
 
 def _in_window(event: dict[str, Any], until: float) -> bool:
