@@ -24,11 +24,11 @@ from ..image import (
     parse_platform,
     parse_reference,
 )
-from ..image import ReferenceError as ImageReferenceError
 from ..image.manifest import build_manifest, to_go_json
 from ..snapshot import SnapshotError
 from .archive import placeholders
 from .errors import Conflict, EngineError, InvalidParameter
+from .images import tag_reference
 from .timefmt import rfc3339_now
 
 _CHUNK = 1 << 20
@@ -228,13 +228,7 @@ def _image_name(repo: str, tag: str) -> str | None:
         if tag:
             raise InvalidParameter("a tag needs a repository")
         return None
-    try:
-        reference = parse_reference(f"{repo}:{tag}" if tag else repo).with_default_tag()
-    except ImageReferenceError as e:
-        raise InvalidParameter(str(e)) from None
-    if reference.digest:
-        raise InvalidParameter("refusing to create a tag with a digest reference")
-    return str(reference)
+    return tag_reference(repo, tag)
 
 
 _CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Healthcheck",

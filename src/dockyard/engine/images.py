@@ -202,19 +202,15 @@ class ImageService:
 
     def tag(self, ref: str, repo: str, tag: str) -> None:
         target, image = self.find(ref)
-        try:
-            new = parse_reference(f"{repo}:{tag}" if tag else repo).with_default_tag()
-        except ImageReferenceError as e:
-            raise InvalidParameter(str(e)) from None
-        if new.digest:
-            raise InvalidParameter("refusing to create a tag with a digest reference")
+        new = tag_reference(repo, tag)
         with self._lock:
-            self._retarget(str(new), target)
+            self._retarget(new, target)
             source = self._platform_of(ref)
             if source is not None:
-                self._platforms[str(new)] = str(source)
+                self._platforms[new] = str(source)
             self._save_records()
-        self.events.emit("image", "tag", str(image.id), {"name": new.familiar()})
+        self.events.emit("image", "tag", str(image.id),
+                         {"name": parse_reference(new).familiar()})
 
     def _retarget(self, name: str, digest: str) -> None:
         self._names[name] = digest
@@ -381,6 +377,18 @@ class ImageService:
         if entries:
             entries[0]["Id"] = str(image.id)
         return entries
+
+
+def tag_reference(repo: str, tag: str) -> str:
+    """The full reference that `repo` and `tag` name (tag "latest" by default), as a tag
+    or a commit records it: a bad one, or one with a digest, is refused."""
+    try:
+        reference = parse_reference(f"{repo}:{tag}" if tag else repo).with_default_tag()
+    except ImageReferenceError as e:
+        raise InvalidParameter(str(e)) from None
+    if reference.digest:
+        raise InvalidParameter("refusing to create a tag with a digest reference")
+    return str(reference)
 
 
 def _repo_digests(names: list[str], target: str) -> list[str]:
