@@ -23,6 +23,7 @@ from typing import Any
 
 from ._args import Spec
 from ._context import CommandFailed, Context
+from .image import message_error, push_image
 
 _FLAGS: list[Any] = [
     ("", "add-host", "list", [], "Add a custom host-to-IP mapping (\"host:ip\")"),
@@ -66,8 +67,6 @@ def buildx_build(ctx: Context, argv: list[str]) -> int:
         raise CommandFailed("ERROR: tag is needed when pushing to registry", 1)
     code = _build(ctx, opts, args[0])
     if code == 0 and opts.push:
-        from .image import push_image
-
         # Each tag names the index over the platforms' images: pushed whole.
         for tag in opts.tag:
             code = push_image(ctx, tag, quiet=opts.quiet) or code
@@ -164,11 +163,10 @@ def _show(response: Any, quiet: bool) -> str:
     image_id = ""
     out = sys.stdout
     for message in response.iter_json():
-        if message.get("error") or message.get("errorDetail"):
-            detail = message.get("errorDetail") or {}
-            text = detail.get("message") or message.get("error") or "unknown error"
+        text = message_error(message)
+        if text is not None:
             out.flush()
-            raise CommandFailed(text, int(detail.get("code") or 1))
+            raise CommandFailed(text, int((message.get("errorDetail") or {}).get("code") or 1))
         aux = message.get("aux")
         if isinstance(aux, dict) and aux.get("ID"):
             image_id = aux["ID"]

@@ -371,6 +371,22 @@ class ProgressError(CommandFailed):
     pass
 
 
+def message_error(message: dict[str, Any]) -> str | None:
+    """The error a JSON progress message carries (errorDetail's, else error), if any."""
+    if not (message.get("error") or message.get("errorDetail")):
+        return None
+    detail = message.get("errorDetail") or {}
+    return str(detail.get("message") or message.get("error") or "unknown error")
+
+
+def drain_quietly(response: Any) -> None:
+    """A progress stream read to its end unseen (pull -q, push -q); its error raised."""
+    for message in response.iter_json():
+        error = message_error(message)
+        if error is not None:
+            raise ProgressError(error, 1)
+
+
 def _progress_text(progress: dict[str, Any], width: int) -> str:
     """jsonmessage.JSONProgress.String(): "[=====>    ]  1.2MB/3.4MB"."""
     current = progress.get("current", 0) or 0
@@ -404,11 +420,10 @@ def display_progress(response: Any, out: Any = None) -> int:
             pass
     ids: dict[str, int] = {}
     for message in response.iter_json():
-        if message.get("error") or message.get("errorDetail"):
-            detail = message.get("errorDetail") or {}
-            text = detail.get("message") or message.get("error") or "unknown error"
+        error = message_error(message)
+        if error is not None:
             out.flush()
-            raise ProgressError(text, 1)
+            raise ProgressError(error, 1)
         if message.get("aux") is not None and not message.get("status") and \
                 not message.get("stream"):
             continue
@@ -486,10 +501,7 @@ def pull_image(ctx: Context, reference: str, platform: str = "", quiet: bool = F
     response = ctx.client.request("POST", "/images/create", query, raw_body=b"",
                                   headers=headers)
     if quiet:
-        for message in response.iter_json():
-            if message.get("error") or message.get("errorDetail"):
-                raise ProgressError((message.get("errorDetail") or {}).get("message")
-                                    or message.get("error"), 1)
+        drain_quietly(response)
         return
     display_progress(response, out)
 
@@ -548,9 +560,7 @@ def push_image(ctx: Context, reference: str, platform: str = "", quiet: bool = F
     response = ctx.client.request("POST", f"/images/{quote(repo, ':@/')}/push", query,
                                   raw_body=b"", headers=headers)
     if quiet:
-        for message in response.iter_json():
-            if message.get("error"):
-                raise ProgressError(message["error"], 1)
+        drain_quietly(response)
         sys.stdout.write(f"{reference}\n")
         return 0
     return display_progress(response)
