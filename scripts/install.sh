@@ -52,7 +52,7 @@ fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 # dockyard-runc's and dockyard's start-up are on the hot path of every container (and of
 # every `dockyard ps`): replace pip's wrappers.
-.venv/bin/python -m dockyard.launcher .venv/bin/dockyard-runc
+.venv/bin/python -m dockyard.launcher --no-gc .venv/bin/dockyard-runc
 .venv/bin/python -m dockyard.launcher --entry dockyard.cli.main:main .venv/bin/dockyard
 # Byte-compile now: environments with PYTHONDONTWRITEBYTECODE would otherwise compile the
 # runtime's modules on every start.

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
-from dockyard.runtime.args import parse_args
+from dockyard.runtime.args import Options, parse_args
 from dockyard.runtime.delete import parse_signal
 from dockyard.runtime.errors import RuntimeFailure
 
 
-def parse(argv: list[str]) -> SimpleNamespace:
+def parse(argv: list[str]) -> Options:
     return parse_args(argv)
 
 
@@ -62,3 +60,21 @@ def test_unknown_flag_and_missing_value() -> None:
         parse(["create", "--bundle"])
     with pytest.raises(RuntimeFailure, match="invalid value"):
         parse(["create", "--preserve-fds", "x", "c1"])
+
+
+def test_state_prints_json_indented_as_json_module() -> None:
+    import json
+
+    from dockyard.runtime.jsonio import dumps_indented
+
+    for value in ({}, [], [[]], 5, "é", {"a": [1, {"b": None, "c": []}, "x"], "d": {}},
+                  {"k": [True, False, 1.5]}):
+        assert dumps_indented(value) == json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def test_root_is_made_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    from dockyard.runtime.state import StateStore
+
+    monkeypatch.chdir(str(tmp_path))
+    assert StateStore("relative/").root == f"{tmp_path}/relative"
+    assert StateStore("/run/x/").root == "/run/x"

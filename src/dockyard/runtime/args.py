@@ -8,10 +8,13 @@ one dash or two (`-bundle`, `--bundle`), `--flag=value`, flags before positional
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from .errors import RuntimeFailure
-from .state import DEFAULT_ROOT
+
+DEFAULT_ROOT = "/run/dockyard-runc"
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 BOOL, VALUE, LIST, INT, INT_LIST = "bool", "value", "list", "int", "int_list"
 
@@ -65,8 +68,19 @@ global options: --root DIR, --log FILE, --log-format text|json, --debug, --versi
 """
 
 
-def parse_args(argv: list[str]) -> SimpleNamespace:
-    options = SimpleNamespace(command=None)
+class Options:
+    """The parsed command line: one attribute per flag and positional (a plain class:
+    `types` is one more import on every command's start-up path)."""
+
+    def __init__(self) -> None:
+        self.command: str | None = None
+
+    def __getattr__(self, name: str) -> Any:  # for the type checker: set by the parser
+        raise AttributeError(name)
+
+
+def parse_args(argv: list[str]) -> Options:
+    options = Options()
     _set_defaults(options, _GLOBAL)
     index = _parse_flags(argv, 0, _GLOBAL, options, "")
     if index >= len(argv):
@@ -88,14 +102,14 @@ def parse_args(argv: list[str]) -> SimpleNamespace:
     return options
 
 
-def _set_defaults(options: SimpleNamespace, flags: dict[str, tuple[str, str, object]]) -> None:
+def _set_defaults(options: Options, flags: dict[str, tuple[str, str, object]]) -> None:
     for name, (kind, _, default) in flags.items():
         value = [] if kind in (LIST, INT_LIST) else default
         setattr(options, name.replace("-", "_"), value)
 
 
 def _parse_flags(argv: list[str], index: int, flags: dict[str, tuple[str, str, object]],
-                 options: SimpleNamespace, command: str) -> int:
+                 options: Options, command: str) -> int:
     """Reads flags from argv[index:] up to the first positional; returns its index."""
     shorts = {short: name for name, (_, short, _) in flags.items() if short}
     while index < len(argv):

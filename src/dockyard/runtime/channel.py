@@ -17,6 +17,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# The messages of create's hand-over with the container's init (create.py, init.py): init
+# asks for the runtime-side hooks (HOOKS, answered by HOOKS_DONE), then says READY.
+HOOKS = "hooks"
+HOOKS_DONE = "hooks-done"
+READY = "ready"
+
+
 class ChannelClosed(RuntimeError):
     pass
 
@@ -75,8 +82,12 @@ class Channel:
             raise ChannelClosed(f"sending {kind!r}: the other side went away") from None
 
     def close(self) -> None:
+        """Closes both ends; a second call does nothing (the numbers may be reused)."""
         for fd in (self.read_fd, self.write_fd):
+            if fd < 0:
+                continue
             try:
                 os.close(fd)
             except OSError:
                 pass
+        self.read_fd = self.write_fd = -1

@@ -6,7 +6,6 @@ stderr, or with --log a line in that file (text or JSON) and the bare message on
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -15,7 +14,8 @@ from .jsonio import dumps, loads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from types import SimpleNamespace as Namespace
+    from .args import Options as Namespace
+    from .spawn import Intermediate
 
 
 class _Log:
@@ -102,7 +102,7 @@ def call(argv: list[str]) -> str | None:
         from .errors import ContainerNotFound
         from .state import StateStore
 
-        store = StateStore(os.path.abspath(options.root))
+        store = StateStore(options.root)
         try:
             container = Container.load(store, options.id)
         except ContainerNotFound:
@@ -125,7 +125,7 @@ def _dispatch(o: Namespace) -> int:
     from .container import Container
     from .state import StateStore
 
-    store = StateStore(os.path.abspath(o.root))
+    store = StateStore(o.root)
     command = o.command
     if command == "spec":
         from .spec import write_spec
@@ -160,9 +160,10 @@ def _dispatch(o: Namespace) -> int:
         return 0
     container = Container.load(store, o.id)
     if command == "state":
-        from .info import container_state, print_json
+        from .jsonio import dumps_indented
 
-        print_json(container_state(container))
+        # Not through info.py: `state` is the command engines call most, keep it light.
+        sys.stdout.write(dumps_indented(container.oci_state()) + "\n")
     elif command == "start":
         from .start import start_container
 
@@ -189,17 +190,30 @@ def _dispatch(o: Namespace) -> int:
 
 
 def _create_or_run(store: object, o: Namespace) -> int:
-    from .cgroups import start_migration_warmup
-    from .create import CreateOptions, create_container
+    from .spawn import start_init_intermediate
     from .state import StateStore, validate_id
 
     assert isinstance(store, StateStore)
     validate_id(o.id)
+    intermediate = start_init_intermediate()
+    try:
+        return _create_or_run_with(store, o, intermediate)
+    finally:
+        intermediate.abandon()  # a no-op once create has launched it
+
+
+def _create_or_run_with(store: object, o: Namespace, intermediate: Intermediate) -> int:
+    from .cgroups import start_migration_warmup
+    from .create import CreateOptions, create_container
+    from .state import StateStore
+
+    assert isinstance(store, StateStore)
     start_migration_warmup()
     foreground = o.command == "run" and not o.detach
     opts = CreateOptions(bundle=o.bundle, console_socket=o.console_socket, pid_file=o.pid_file,
                          no_pivot=o.no_pivot, no_new_keyring=o.no_new_keyring,
                          preserve_fds=o.preserve_fds)
+    opts.intermediate = intermediate
     ours = None
     if foreground:
         from .foreground import become_subreaper, console_pair
@@ -235,7 +249,7 @@ def _create_or_run(store: object, o: Namespace) -> int:
 
 def _wants_terminal(bundle: str) -> bool:
     try:
-        with open(os.path.join(bundle, "config.json"), "rb") as f:
+        with open(f"{bundle}/config.json", "rb") as f:
             return bool((loads(f.read()).get("process") or {}).get("terminal"))
     except (OSError, ValueError, AttributeError):
         return False  # create reports the problem with the config itself

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
-from .cgroups import cgroup_from_paths, open_cgroup
-from .state import OCI_VERSION, ContainerState, StateStore, is_alive
+from .state import OCI_VERSION, ContainerState, StateStore, exists, is_alive
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,10 +32,21 @@ class Container:
         return self.state.id
 
     def cgroup(self) -> CgroupManager:
+        from .cgroups import cgroup_from_paths, open_cgroup
+
         if self.state.cgroup_paths:
             return cgroup_from_paths(self.state.cgroup_paths)
         linux = self.state.config.get("linux") or {}
         return open_cgroup(linux.get("cgroupsPath") or "", self.id)
+
+    def destroy_cgroup(self) -> None:
+        """Kills what is left in the container's cgroup and removes it."""
+        if self.state.cgroup_paths:
+            from .cgroups import destroy_at
+
+            destroy_at(self.state.cgroup_paths)
+        else:
+            self.cgroup().destroy()
 
     def hooks(self, kind: str) -> list[Hook]:
         """The config's hooks of one kind (the config is parsed only if there are some)."""
@@ -51,7 +59,7 @@ class Container:
     def status(self) -> str:
         if not is_alive(self.state):
             return STOPPED
-        if os.path.exists(self.store.fifo_path(self.id)):
+        if exists(self.store.fifo_path(self.id)):
             return CREATED
         try:
             if self.cgroup().is_frozen():

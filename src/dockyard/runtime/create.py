@@ -10,12 +10,13 @@ import os
 
 from ..atomicfile import write_atomic
 from .cgroups import open_cgroup
-from .channel import ChannelClosed, ChildFailed
+from .channel import HOOKS, HOOKS_DONE, READY, ChannelClosed, ChildFailed
 from .config import load_bundle_config
 from .container import CREATING, Container
 from .errors import RuntimeFailure
+from .hooks import has_runtime_hooks
 from .linux import NAMESPACE_PROC_NAMES, SIGKILL
-from .spawn import SpawnPlan, start_intermediate
+from .spawn import SpawnPlan, start_init_intermediate
 from .state import (
     SECCOMP_CACHE,
     ContainerState,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from .cgroups import CgroupManager
     from .channel import Channel
     from .config import Spec
+    from .spawn import Intermediate
 
 
 class CreateOptions:
@@ -49,12 +51,14 @@ class CreateOptions:
         self.console_fd: socket.socket | None = None
         # Done while the init moves into its cgroup (e.g. becoming a subreaper).
         self.meanwhile: Callable[[], None] | None = None
+        # The child that becomes the container's init, if the caller forked it already
+        # (spawn.start_init_intermediate): the earlier, the more of its imports overlap ours.
+        self.intermediate: Intermediate | None = None
 
 
 def create_container(store: StateStore, container_id: str, opts: CreateOptions) -> Container:
     bundle = os.path.abspath(opts.bundle)
-    # First thing: the child that becomes the container imports its side meanwhile.
-    intermediate = start_intermediate(_load_init)
+    intermediate = opts.intermediate or start_init_intermediate()
     try:
         spec = _checked_spec(bundle, opts)
         store.reserve(container_id)
@@ -123,12 +127,6 @@ def _checked_spec(bundle: str, opts: CreateOptions) -> Spec:
     return spec
 
 
-def _load_init() -> Callable[[dict[str, Any]], Callable[[Channel], None]]:
-    from .init import make_init
-
-    return make_init
-
-
 # What runc allows whatever the config's device rules say: mknod of anything (it is the
 # access that matters), the standard character devices, ptys and the tun device.
 _ALWAYS_ALLOWED_DEVICES = [
@@ -162,18 +160,6 @@ def _check_spec_for_create(spec: Spec) -> None:
     if mount_ns.path:
         raise RuntimeFailure("linux.namespaces: joining an existing mount namespace is not "
                              "supported")
-
-
-# Messages of the hand-over with the container's init (init.py).
-HOOKS = "hooks"
-HOOKS_DONE = "hooks-done"
-READY = "ready"
-
-
-def has_runtime_hooks(spec: Spec) -> bool:
-    """Whether init must stop before pivot_root for prestart/createRuntime/createContainer."""
-    return any(spec.hooks.get(name) for name in ("prestart", "createRuntime",
-                                                 "createContainer"))
 
 
 def _finish_handshake(channel: Channel, spec: Spec, container: Container) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import posix
 import sys
 import time
 
@@ -46,13 +46,13 @@ def kill_container(container: Container, signum: int, all_processes: bool = Fals
         cgroup = container.cgroup()
         for pid in cgroup.pids():
             try:
-                os.kill(pid, signum)
+                posix.kill(pid, signum)
             except ProcessLookupError:
                 pass
         if status == PAUSED and signum == SIGKILL:
             cgroup.thaw()
         return
-    os.kill(container.state.pid, signum)
+    posix.kill(container.state.pid, signum)
 
 
 def delete_container(container: Container, force: bool = False) -> None:
@@ -60,16 +60,15 @@ def delete_container(container: Container, force: bool = False) -> None:
     if status not in (STOPPED, CREATED) and not force:
         raise RuntimeFailure(f"cannot delete container {container.id} that is not stopped: "
                              f"{status}")
-    cgroup = container.cgroup()
     if status != STOPPED:
         try:
-            os.kill(container.state.pid, SIGKILL)
+            posix.kill(container.state.pid, SIGKILL)
         except ProcessLookupError:
             pass
         if status == PAUSED:
-            cgroup.thaw()
+            container.cgroup().thaw()
         _wait_until_gone(container)
-    cgroup.destroy()
+    container.destroy_cgroup()
     hooks = container.hooks("poststop")
     if hooks:
         from .hooks import run_hooks

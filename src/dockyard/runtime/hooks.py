@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from .config import Hook
 from .errors import RuntimeFailure
 from .jsonio import dumps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from .config import Hook, Spec
+
+
+def has_runtime_hooks(spec: Spec) -> bool:
+    """Whether init must stop before pivot_root for prestart/createRuntime/createContainer."""
+    return any(spec.hooks.get(name) for name in ("prestart", "createRuntime",
+                                                 "createContainer"))
 
 
 def preload() -> None:

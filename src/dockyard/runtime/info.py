@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import sys
-from typing import Any
 
 from .capabilities import CAPABILITIES
 from .config import HOOK_NAMES, SECCOMP_ACTIONS, SECCOMP_OPS
 from .container import PAUSED, RUNNING, Container
 from .errors import RuntimeFailure
+from .jsonio import dumps, dumps_indented
 from .linux import NAMESPACE_FLAGS
 from .mount_options import known_mount_options
 from .state import OCI_VERSION, StateStore
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 def print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-
-
-def container_state(container: Container) -> dict[str, Any]:
-    return container.oci_state()
+    sys.stdout.write(dumps_indented(doc) + "\n")
 
 
 def list_containers(store: StateStore, fmt: str, quiet: bool) -> None:
@@ -39,7 +38,7 @@ def list_containers(store: StateStore, fmt: str, quiet: bool) -> None:
         for doc in containers:
             print(doc["id"])
     elif fmt == "json":
-        sys.stdout.write(json.dumps(containers or None) + "\n")
+        sys.stdout.write(dumps(containers or None) + "\n")
     else:
         rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
         rows += [[d["id"], str(d["pid"]), d["status"], d["bundle"], d["created"], d["owner"]]
@@ -67,7 +66,7 @@ def ps_container(container: Container, fmt: str, ps_args: list[str]) -> None:
 
     pids = container.cgroup().pids()
     if fmt == "json":
-        sys.stdout.write(json.dumps(pids) + "\n")
+        sys.stdout.write(dumps(pids) + "\n")
         return
     output = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True,
                             check=False)

@@ -13,10 +13,10 @@ import os
 import struct
 
 from . import rootfs
-from .create import HOOKS, HOOKS_DONE, READY, has_runtime_hooks
+from .channel import HOOKS, HOOKS_DONE, READY
 from .errors import RuntimeFailure
+from .hooks import has_runtime_hooks, run_hooks
 from .hooks import preload as preload_hooks
-from .hooks import run_hooks
 from .process import (
     apply_rlimits,
     become_process_user,

@@ -82,3 +82,17 @@ def dumps(value: Any) -> str:
 
         return json.dumps(value)
     return "".join(_encoder(value, 0))
+
+
+def dumps_indented(value: Any, indent: int = 2, level: int = 0) -> str:
+    """json.dumps(value, indent=indent): the form `state` and `features` print, as runc."""
+    if not value or not isinstance(value, dict | list):
+        return dumps(value)
+    inner = "\n" + " " * (indent * (level + 1))
+    if isinstance(value, dict):
+        items = [f"{dumps(str(key))}: {dumps_indented(item, indent, level + 1)}"
+                 for key, item in value.items()]
+    else:
+        items = [dumps_indented(item, indent, level + 1) for item in value]
+    opening, closing = ("{", "}") if isinstance(value, dict) else ("[", "]")
+    return opening + inner + ("," + inner).join(items) + "\n" + " " * (indent * level) + closing

@@ -84,6 +84,7 @@ class Intermediate:
                 self.channel.send_or_collect_error("mapped")
             pid = self.channel.expect("pid")["pid"]
             _reap(self.pid)
+            self.pid = 0
             # G waits for this, so that nothing it says can overtake C's "pid".
             self.channel.send_or_collect_error("continue")
         except BaseException:
@@ -92,9 +93,11 @@ class Intermediate:
         return Spawned(pid, self.channel)
 
     def abandon(self) -> None:
-        """C reads end-of-file and exits; nothing of it stays."""
+        """C reads end-of-file and exits; nothing of it stays. Safe to call again."""
         self.channel.close()
-        _reap(self.pid)
+        if self.pid:
+            _reap(self.pid)
+            self.pid = 0
 
 
 def start_intermediate(load: Callable[[], Callable[[dict[str, Any]],
@@ -106,6 +109,19 @@ def start_intermediate(load: Callable[[], Callable[[dict[str, Any]],
         _run_child(child, lambda: _intermediate(child, load))
     child.close()
     return Intermediate(pid, parent)
+
+
+def start_init_intermediate() -> Intermediate:
+    """C for `create`: it loads the container's init (init.py) while the runtime reads the
+    config and makes the cgroup. The runtime's command line calls this before importing
+    anything of `create`, so that C's imports overlap all of the runtime's."""
+    return start_intermediate(_load_init)
+
+
+def _load_init() -> Callable[[dict[str, Any]], Callable[[Channel], None]]:
+    from .init import make_init
+
+    return make_init
 
 
 def _intermediate(channel: Channel,

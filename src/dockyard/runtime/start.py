@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import posix
 import select
 import sys
 
@@ -23,19 +23,19 @@ def start_container(container: Container) -> None:
         }.get(status, f"cannot start a container in the {status} state"))
     fifo_path = container.store.fifo_path(container.id)
     # Non-blocking open: a dead init would otherwise leave us waiting forever.
-    fd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = posix.open(fifo_path, posix.O_RDONLY | posix.O_NONBLOCK | posix.O_CLOEXEC)
     try:
         while True:
             ready, _, _ = select.select([fd], [], [], _POLL_SECONDS)
             if ready:
-                data = os.read(fd, 1)
+                data = posix.read(fd, 1)
                 if data:
                     break
             if not is_alive(container.state):
                 raise RuntimeFailure("cannot start a container that has stopped")
     finally:
-        os.close(fd)
-    os.unlink(fifo_path)
+        posix.close(fd)
+    posix.unlink(fifo_path)
     hooks = container.hooks("poststart")
     if hooks:
         from .hooks import run_hooks

@@ -4,14 +4,16 @@
 the container is still being created. The status is never stored: it is derived from the
 init process (alive, with the same start time), the exec FIFO (present until `start`) and
 the freezer, so `state` tells the truth after the process died.
+
+Like the other modules on the path of `start`, `state`, `kill` and `delete` (cli, args,
+container, start, delete), it uses `posix` rather than `os`: `os` takes about 1 ms to
+import, a tenth of such a command's whole run.
 """
 
 from __future__ import annotations
 
-import os
-import time
+import posix
 
-from ..atomicfile import write_atomic
 from .errors import ContainerNotFound, RuntimeFailure
 from .jsonio import dumps, loads
 
@@ -19,7 +21,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-DEFAULT_ROOT = "/run/dockyard-runc"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 SECCOMP_CACHE = "seccomp@cache"  # compiled filters (seccomp_bpf.py); '@' is not in any id
@@ -65,13 +66,17 @@ class StateStore:
     """The --root directory: one subdirectory per container."""
 
     def __init__(self, root: str) -> None:
-        self.root = root
+        if not root.startswith("/"):
+            root = f"{posix.getcwd()}/{root}"
+        self.root = root.rstrip("/") or "/"
 
     def dir_of(self, container_id: str) -> str:
-        return os.path.join(self.root, container_id)
+        return f"{self.root}/{container_id}"
 
     def reserve(self, container_id: str) -> str:
         """Makes the container's directory; fails if the id is taken."""
+        import os
+
         validate_id(container_id)
         os.makedirs(self.root, mode=0o711, exist_ok=True)
         path = self.dir_of(container_id)
@@ -84,12 +89,14 @@ class StateStore:
     def save(self, state: ContainerState) -> None:
         # Not durable: like runc's, this state lives on tmpfs (/run) and means nothing
         # after a reboot.
-        write_atomic(os.path.join(self.dir_of(state.id), STATE_FILE), dumps(state.to_dict()))
+        from ..atomicfile import write_atomic
+
+        write_atomic(f"{self.dir_of(state.id)}/{STATE_FILE}", dumps(state.to_dict()))
 
     def load(self, container_id: str) -> ContainerState:
         validate_id(container_id)
         try:
-            with open(os.path.join(self.dir_of(container_id), STATE_FILE), "rb") as f:
+            with open(f"{self.dir_of(container_id)}/{STATE_FILE}", "rb") as f:
                 doc = loads(f.read())
         except FileNotFoundError:
             raise ContainerNotFound("container does not exist") from None
@@ -97,24 +104,23 @@ class StateStore:
 
     def ids(self) -> list[str]:
         try:
-            names = os.listdir(self.root)
+            names = posix.listdir(self.root)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names
-                      if os.path.exists(os.path.join(self.root, n, STATE_FILE)))
+        return sorted(n for n in names if exists(f"{self.root}/{n}/{STATE_FILE}"))
 
     def fifo_path(self, container_id: str) -> str:
-        return os.path.join(self.dir_of(container_id), EXEC_FIFO)
+        return f"{self.dir_of(container_id)}/{EXEC_FIFO}"
 
     def remove(self, container_id: str) -> None:
         path = self.dir_of(container_id)
         for name in (STATE_FILE, EXEC_FIFO, f"{STATE_FILE}.tmp"):
             try:
-                os.unlink(os.path.join(path, name))
+                posix.unlink(f"{path}/{name}")
             except FileNotFoundError:
                 pass
         try:
-            os.rmdir(path)
+            posix.rmdir(path)
         except FileNotFoundError:
             pass
 
@@ -137,6 +143,16 @@ def is_alive(state: ContainerState) -> bool:
     return state.pid > 0 and process_start_time(state.pid) == state.init_start_time
 
 
+def exists(path: str) -> bool:
+    try:
+        posix.stat(path)
+    except OSError:
+        return False
+    return True
+
+
 def now_rfc3339() -> str:
+    import time
+
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"

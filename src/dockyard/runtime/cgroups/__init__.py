@@ -3,14 +3,18 @@
 `open_cgroup` picks the implementation from what is mounted at /sys/fs/cgroup. Both take
 the OCI `linux.resources` object as a dict (already type-checked by config.py) and raise
 `CgroupError` naming the field when the kernel refuses a value.
+
+This package's own module is on the path of `delete`, so it uses `posix`, not `os` (see
+state.py); the managers in v1.py and v2.py are loaded only when needed.
 """
 
 from __future__ import annotations
 
-import os
+import posix
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Any, Protocol
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -76,11 +80,11 @@ def start_migration_warmup(root: str = CGROUP_ROOT) -> None:
 
     def move_self() -> None:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            fd = posix.open(path, posix.O_WRONLY | posix.O_CLOEXEC)
             try:
-                os.write(fd, b"0")  # 0: the writer itself
+                posix.write(fd, b"0")  # 0: the writer itself
             finally:
-                os.close(fd)
+                posix.close(fd)
         except OSError:
             pass  # only a head start: nothing depends on it
 
@@ -96,6 +100,26 @@ def cgroup_from_paths(paths: dict[str, str], root: str = CGROUP_ROOT) -> CgroupM
     from .v1 import CgroupV1
 
     return CgroupV1.from_paths(paths, root)
+
+
+def destroy_at(paths: dict[str, str], root: str = CGROUP_ROOT) -> None:
+    """destroy() of the cgroup at these paths (as paths() gave them)."""
+    if not remove_if_empty(paths.values()):
+        cgroup_from_paths(paths, root).destroy()
+
+
+def remove_if_empty(directories: Iterable[str]) -> bool:
+    """The usual end of a container, all its processes gone: one rmdir per directory,
+    without reading cgroup.procs or walking the tree first. False if the kernel refuses
+    (EBUSY: tasks or children left), and destroy() has the rest to do."""
+    for path in dict.fromkeys(directories):  # comounted v1 hierarchies once
+        try:
+            posix.rmdir(path)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return True
 
 
 def open_cgroup(cgroups_path: str, container_id: str, root: str = CGROUP_ROOT) -> CgroupManager:

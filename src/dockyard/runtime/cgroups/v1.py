@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 
-from . import CgroupError
+from . import CgroupError, remove_if_empty
 from ._common import (
     Mount,
     cause_errno,
@@ -164,7 +164,7 @@ class CgroupV1:
         return sorted({pid for path in self._dirs() for pid in list_pids(path)})
 
     def destroy(self) -> None:
-        if self._remove_if_empty():
+        if remove_if_empty(self._dirs()):
             return
         freezer = self._paths.get("freezer")
         if freezer and list_pids(freezer):
@@ -181,19 +181,6 @@ class CgroupV1:
         kill_until_empty(self._all_pids, self._dirs()[0], DESTROY_TIMEOUT)
         for path in self._dirs():
             remove_tree(path)
-
-    def _remove_if_empty(self) -> bool:
-        """The usual case, a container whose processes have all exited: one rmdir per
-        hierarchy, without reading cgroup.procs and walking each tree first (the kernel
-        refuses, EBUSY, a cgroup with tasks or children; destroy then does it all)."""
-        for path in self._dirs():
-            try:
-                os.rmdir(path)
-            except FileNotFoundError:
-                continue
-            except OSError:
-                return False
-        return True
 
     # -- freezer --------------------------------------------------------------------------
 

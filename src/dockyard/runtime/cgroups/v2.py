@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 
-from . import CgroupError
+from . import CgroupError, remove_if_empty
 from ._common import (
     cause_errno,
     kill_until_empty,
@@ -128,7 +128,7 @@ class CgroupV2:
         return list_pids(self.path)
 
     def destroy(self) -> None:
-        if not os.path.isdir(self.path):
+        if remove_if_empty([self.path]):
             return
         # cgroup.kill (5.14+) reaches every task below, frozen ones included, in one write.
         if os.path.exists(os.path.join(self.path, "cgroup.kill")):
