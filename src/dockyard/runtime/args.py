@@ -6,8 +6,6 @@ one dash or two (`-bundle`, `--bundle`), `--flag=value`, flags before positional
 `exec` everything after the container id belonging to the process.
 """
 
-from __future__ import annotations
-
 from .errors import RuntimeFailure
 
 DEFAULT_ROOT = "/run/dockyard-runc"
@@ -75,7 +73,7 @@ class Options:
     def __init__(self) -> None:
         self.command: str | None = None
 
-    def __getattr__(self, name: str) -> Any:  # for the type checker: set by the parser
+    def __getattr__(self, name: str) -> "Any":  # for the type checker: set by the parser
         raise AttributeError(name)
 
 

@@ -6,9 +6,7 @@ exited) the runtime reads end-of-file. Pipes rather than a socketpair: the socke
 costs milliseconds to import on the start-up path.
 """
 
-from __future__ import annotations
-
-import os
+import posix
 
 from .jsonio import dumps, loads
 
@@ -39,29 +37,29 @@ class Channel:
         self._buffer = b""
 
     @staticmethod
-    def pair() -> tuple[Channel, Channel]:
+    def pair() -> "tuple[Channel, Channel]":
         """(parent's end, child's end); after fork each side closes the other's."""
-        down_read, down_write = os.pipe()
-        up_read, up_write = os.pipe()
+        down_read, down_write = posix.pipe()
+        up_read, up_write = posix.pipe()
         return Channel(up_read, down_write), Channel(down_read, up_write)
 
-    def send(self, kind: str, **fields: Any) -> None:
+    def send(self, kind: str, **fields: "Any") -> None:
         fields["type"] = kind
         data = (dumps(fields) + "\n").encode()
         while data:
-            data = data[os.write(self.write_fd, data):]
+            data = data[posix.write(self.write_fd, data):]
 
-    def receive(self) -> dict[str, Any] | None:
+    def receive(self) -> "dict[str, Any] | None":
         """The next message, or None when every writer is gone (or has exec'd)."""
         while b"\n" not in self._buffer:
-            chunk = os.read(self.read_fd, 65536)
+            chunk = posix.read(self.read_fd, 65536)
             if not chunk:
                 return None
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return loads(line)
 
-    def expect(self, kind: str) -> dict[str, Any]:
+    def expect(self, kind: str) -> "dict[str, Any]":
         message = self.receive()
         if message is None:
             raise ChannelClosed(f"expected {kind!r}, the other side went away")
@@ -71,7 +69,7 @@ class Channel:
             raise ChannelClosed(f"expected {kind!r}, got {message['type']!r}")
         return message
 
-    def send_or_collect_error(self, kind: str, **fields: Any) -> None:
+    def send_or_collect_error(self, kind: str, **fields: "Any") -> None:
         """Sends; if the child is already gone, raises the error it left for us instead."""
         try:
             self.send(kind, **fields)
@@ -87,7 +85,7 @@ class Channel:
             if fd < 0:
                 continue
             try:
-                os.close(fd)
+                posix.close(fd)
             except OSError:
                 pass
         self.read_fd = self.write_fd = -1

@@ -4,8 +4,6 @@ Errors are reported as runc reports them, because callers parse them: a logrus l
 stderr, or with --log a line in that file (text or JSON) and the bare message on stderr.
 """
 
-from __future__ import annotations
-
 import sys
 import time
 
@@ -121,7 +119,7 @@ def call(argv: list[str]) -> str | None:
     return None
 
 
-def _dispatch(o: Namespace) -> int:
+def _dispatch(o: "Namespace") -> int:
     from .container import Container
     from .state import StateStore
 
@@ -189,7 +187,7 @@ def _dispatch(o: Namespace) -> int:
     return 0
 
 
-def _create_or_run(store: object, o: Namespace) -> int:
+def _create_or_run(store: object, o: "Namespace") -> int:
     from .spawn import start_init_intermediate
     from .state import StateStore, validate_id
 
@@ -202,7 +200,7 @@ def _create_or_run(store: object, o: Namespace) -> int:
         intermediate.abandon()  # a no-op once create has launched it
 
 
-def _create_or_run_with(store: object, o: Namespace, intermediate: Intermediate) -> int:
+def _create_or_run_with(store: object, o: "Namespace", intermediate: "Intermediate") -> int:
     from .cgroups import start_migration_warmup
     from .create import CreateOptions, create_container
     from .state import StateStore
@@ -255,7 +253,7 @@ def _wants_terminal(bundle: str) -> bool:
         return False  # create reports the problem with the config itself
 
 
-def _exec(container: object, o: Namespace) -> int:
+def _exec(container: object, o: "Namespace") -> int:
     from .container import Container
     from .exec import ExecOptions, exec_in_container
 

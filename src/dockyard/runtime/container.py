@@ -1,7 +1,5 @@
 """A container as the commands see it: its saved state plus its live status."""
 
-from __future__ import annotations
-
 from .state import OCI_VERSION, ContainerState, StateStore, exists, is_alive
 
 TYPE_CHECKING = False
@@ -24,14 +22,14 @@ class Container:
         self.state = state
 
     @classmethod
-    def load(cls, store: StateStore, container_id: str) -> Container:
+    def load(cls, store: StateStore, container_id: str) -> "Container":
         return cls(store, store.load(container_id))
 
     @property
     def id(self) -> str:
         return self.state.id
 
-    def cgroup(self) -> CgroupManager:
+    def cgroup(self) -> "CgroupManager":
         from .cgroups import cgroup_from_paths, open_cgroup
 
         if self.state.cgroup_paths:
@@ -48,7 +46,7 @@ class Container:
         else:
             self.cgroup().destroy()
 
-    def hooks(self, kind: str) -> list[Hook]:
+    def hooks(self, kind: str) -> "list[Hook]":
         """The config's hooks of one kind (the config is parsed only if there are some)."""
         if not (self.state.config.get("hooks") or {}).get(kind):
             return []
@@ -68,7 +66,7 @@ class Container:
             pass
         return RUNNING
 
-    def oci_state(self, status: str | None = None) -> dict[str, Any]:
+    def oci_state(self, status: str | None = None) -> "dict[str, Any]":
         """The state of the runtime spec, plus runc's rootfs, created and owner fields."""
         status = status or self.status()
         doc: dict[str, Any] = {

@@ -1,7 +1,5 @@
 """`kill` and `delete`."""
 
-from __future__ import annotations
-
 import posix
 import sys
 import time

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from .cgroups import CgroupManager
     from .channel import Channel
     from .config import Spec
     from .syscalls import Syscall
@@ -46,7 +45,6 @@ _IFF_UP = 0x1
 
 def make_init(payload: dict[str, Any]) -> Callable[[Channel], None]:
     """Rebuilds, in the intermediate process, what the runtime decided (create.py)."""
-    from .cgroups import cgroup_from_paths
     from .config import parse_spec
 
     spec = parse_spec(payload["config"])
@@ -58,7 +56,7 @@ def make_init(payload: dict[str, Any]) -> Callable[[Channel], None]:
         console = socket.socket(fileno=payload["console_fd"])
     elif payload["console_socket"]:
         console = connect_console(payload["console_socket"])
-    return ContainerInit(spec, payload["bundle"], cgroup_from_paths(payload["cgroup"]),
+    return ContainerInit(spec, payload["bundle"], payload["cgroup"],
                          payload["fifo"], console, payload["id"], payload["no_pivot"],
                          payload["no_new_keyring"], payload["preserve_fds"],
                          payload["seccomp_cache"]).run
@@ -77,12 +75,12 @@ def connect_console(path: str) -> socket.socket:
 
 
 class ContainerInit:
-    def __init__(self, spec: Spec, bundle: str, cgroup: CgroupManager, fifo: str,
+    def __init__(self, spec: Spec, bundle: str, cgroup_paths: dict[str, str], fifo: str,
                  console: socket.socket | None, container_id: str, no_pivot: bool,
                  no_new_keyring: bool, preserve_fds: int, seccomp_cache: str) -> None:
         self.spec = spec
         self.bundle = bundle
-        self.cgroup = cgroup
+        self.cgroup_paths = cgroup_paths
         self.console = console
         self.container_id = container_id
         self.no_pivot = no_pivot
@@ -110,7 +108,7 @@ class ContainerInit:
         assert process is not None
         os.setsid()
         in_userns = spec.linux.namespace("user") is not None
-        rootfs.prepare_rootfs(spec, self.bundle, sys, in_userns, self.cgroup)
+        rootfs.prepare_rootfs(spec, self.bundle, sys, in_userns, self.cgroup_paths)
         state = None
         if has_runtime_hooks(spec):
             channel.send(HOOKS)

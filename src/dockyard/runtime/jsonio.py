@@ -6,8 +6,6 @@ uses do the same work without those imports. Where `_json` is missing (another P
 the standard module is used.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -44,7 +42,7 @@ _encoder = (_json.make_encoder(None, None, _json.encode_basestring, None, ": ", 
 _WHITESPACE = " \t\n\r"
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes) -> "Any":
     if isinstance(text, bytes):
         text = text.decode()
     if _scanner is None:
@@ -67,7 +65,7 @@ _sorted_encoder = (_json.make_encoder(None, None, _json.encode_basestring, None,
                                       True, False, True) if _json else None)
 
 
-def dumps_sorted(value: Any) -> str:
+def dumps_sorted(value: "Any") -> str:
     """Canonical form (sorted keys): for hashing a document."""
     if _sorted_encoder is None:
         import json
@@ -76,7 +74,7 @@ def dumps_sorted(value: Any) -> str:
     return "".join(_sorted_encoder(value, 0))
 
 
-def dumps(value: Any) -> str:
+def dumps(value: "Any") -> str:
     if _encoder is None:
         import json
 
@@ -84,7 +82,7 @@ def dumps(value: Any) -> str:
     return "".join(_encoder(value, 0))
 
 
-def dumps_indented(value: Any, indent: int = 2, level: int = 0) -> str:
+def dumps_indented(value: "Any", indent: int = 2, level: int = 0) -> str:
     """json.dumps(value, indent=indent): the form `state` and `features` print, as runc."""
     if not value or not isinstance(value, dict | list):
         return dumps(value)

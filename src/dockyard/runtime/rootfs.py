@@ -17,7 +17,6 @@ from .mount_options import parse_mount_options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .cgroups import CgroupManager
     from .syscalls import Syscall
 
 _DEFAULT_DEVICES = (
@@ -73,7 +72,7 @@ def secure_join(root: str, unsafe: str) -> str:
 
 
 def prepare_rootfs(spec: Spec, bundle: str, sys: Syscall, in_userns: bool,
-                   cgroup: CgroupManager) -> None:
+                   cgroup_paths: dict[str, str]) -> None:
     """Everything before pivot_root: propagation, rootfs bind, mounts, /dev."""
     rootfs = spec.root_path
     propagation = spec.linux.rootfs_propagation
@@ -84,7 +83,7 @@ def prepare_rootfs(spec: Spec, bundle: str, sys: Syscall, in_userns: bool,
     has_dev = False
     for index, mount in enumerate(spec.mounts):
         try:
-            _mount_one(mount, rootfs, bundle, spec, sys, cgroup)
+            _mount_one(mount, rootfs, bundle, spec, sys, cgroup_paths)
         except (OSError, ValueError) as e:
             raise RuntimeFailure(
                 f"mounts[{index}]: error mounting {mount.source or mount.type!r} to rootfs at "
@@ -152,7 +151,7 @@ def finish_rootfs(spec: Spec, sys: Syscall) -> None:
 
 
 def _mount_one(mount: Mount, rootfs: str, bundle: str, spec: Spec, sys: Syscall,
-               cgroup: CgroupManager) -> None:
+               cgroup_paths: dict[str, str]) -> None:
     options = parse_mount_options(mount.options)
     kind = mount.type
     if kind == "bind":
@@ -170,7 +169,7 @@ def _mount_one(mount: Mount, rootfs: str, bundle: str, spec: Spec, sys: Syscall,
             _remount(sys, dest, extra | s.MS_BIND | s.MS_REMOUNT)
     elif kind in ("cgroup", "cgroup2"):
         _create_mountpoint(dest, directory=True)
-        _mount_cgroup(dest, options.flags, spec, sys, cgroup)
+        _mount_cgroup(dest, options.flags, spec, sys, cgroup_paths)
     else:
         _create_mountpoint(dest, directory=True)
         if kind == "tmpfs" and "tmpcopyup" in options.runtime:
@@ -200,21 +199,21 @@ def _mount_tmpfs_copyup(mount: Mount, dest: str, flags: int, data: str | None,
 
 
 def _mount_cgroup(dest: str, flags: int, spec: Spec, sys: Syscall,
-                  manager: CgroupManager) -> None:
+                  cgroup_paths: dict[str, str]) -> None:
     """On v2, cgroup2 itself inside a cgroup namespace, else the container's directory;
     on v1, the container's directory of each hierarchy bound under a tmpfs, as runc does."""
-    if manager.version == 2:
+    if set(cgroup_paths) == {""}:  # v2
         ns = spec.linux.namespace("cgroup")
         if ns is not None and not ns.path:
             sys.mount("cgroup2", dest, "cgroup2", flags & ~s.MS_RDONLY | s.MS_NOSUID
                       | s.MS_NODEV | s.MS_NOEXEC)
         else:
-            sys.mount(manager.paths()[""], dest, None, s.MS_BIND | s.MS_REC)
+            sys.mount(cgroup_paths[""], dest, None, s.MS_BIND | s.MS_REC)
         if flags & s.MS_RDONLY:
             _remount(sys, dest, s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY)
         return
     sys.mount("tmpfs", dest, "tmpfs", s.MS_NOSUID | s.MS_NODEV | s.MS_NOEXEC, "mode=755")
-    for name, host_dir in manager.paths().items():
+    for name, host_dir in cgroup_paths.items():
         if not name or not os.path.isdir(host_dir):
             continue
         sub = os.path.join(dest, name.removeprefix("name="))

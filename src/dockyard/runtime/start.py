@@ -1,7 +1,5 @@
 """`start`: release a created container's init through the exec FIFO."""
 
-from __future__ import annotations
-
 import posix
 import select
 import sys

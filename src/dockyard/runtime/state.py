@@ -10,8 +10,6 @@ container, start, delete), it uses `posix` rather than `os`: `os` takes about 1 
 import, a tenth of such a command's whole run.
 """
 
-from __future__ import annotations
-
 import posix
 
 from .errors import ContainerNotFound, RuntimeFailure
@@ -42,7 +40,7 @@ class ContainerState:
               "cgroup_paths", "annotations", "namespace_paths")
 
     def __init__(self, id: str, pid: int, bundle: str, rootfs: str, created: str, owner: str,
-                 init_start_time: int, config: dict[str, Any],
+                 init_start_time: int, config: "dict[str, Any]",
                  cgroup_paths: dict[str, str] | None = None,
                  annotations: dict[str, str] | None = None,
                  namespace_paths: dict[str, str] | None = None) -> None:
@@ -58,7 +56,7 @@ class ContainerState:
         self.annotations = annotations or {}
         self.namespace_paths = namespace_paths or {}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> "dict[str, Any]":
         return {name: getattr(self, name) for name in self.FIELDS}
 
 

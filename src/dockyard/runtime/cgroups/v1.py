@@ -147,13 +147,6 @@ class CgroupV1:
         for path in self._dirs():
             write_value(path, "cgroup.procs", pid, f"adding pid {pid} to {path}")
 
-    def add_self(self) -> None:
-        # "0" in `tasks` moves the calling thread, and for the current thread the kernel
-        # skips the global threadgroup lock whose first writer waits for an RCU grace
-        # period (~10 ms): for a single-threaded process this is the whole move, ~40x faster.
-        for path in self._dirs():
-            write_value(path, "tasks", 0, f"adding this process to {path}")
-
     def pids(self) -> list[int]:
         for name in ("pids", "memory", "freezer"):
             if name in self._paths:

@@ -119,11 +119,6 @@ class CgroupV2:
     def add_process(self, pid: int) -> None:
         write_value(self.path, "cgroup.procs", pid, f"adding pid {pid} to {self.path}")
 
-    def add_self(self) -> None:
-        # v2 moves whole processes only through cgroup.procs (cgroup.threads stays within
-        # a threaded domain), so this takes the global lock; see start_migration_warmup.
-        write_value(self.path, "cgroup.procs", 0, f"adding this process to {self.path}")
-
     def pids(self) -> list[int]:
         return list_pids(self.path)
 
