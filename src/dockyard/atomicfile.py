@@ -1,8 +1,6 @@
 """Atomic file replacement: write beside the target, then rename over it, so a reader (or
 a restart after a crash) sees the old content or the new, never half of either."""
 
-from __future__ import annotations
-
 import os
 
 

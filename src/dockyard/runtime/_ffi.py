@@ -5,8 +5,6 @@ functions); the runtime pays it on the critical path of every container start. T
 definitions are the ones ctypes/__init__.py makes for the same types, nothing more.
 """
 
-from __future__ import annotations
-
 import _ctypes
 from _ctypes import (
     FUNCFLAG_CDECL,

@@ -1,7 +1,5 @@
 """Small typed readers for JSON documents that name the offending field on error."""
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
@@ -11,7 +9,7 @@ class ConfigError(ValueError):
     """config.json (or process.json) is invalid; the message names the field."""
 
 
-def fail(path: str, message: str) -> NoReturn:
+def fail(path: str, message: str) -> "NoReturn":
     raise ConfigError(f"{path}: {message}")
 
 
@@ -19,7 +17,7 @@ _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "an 
                dict: "an object"}
 
 
-def _typed(doc: dict[str, Any], key: str, path: str, kind: type, default: Any) -> Any:
+def _typed(doc: "dict[str, Any]", key: str, path: str, kind: type, default: "Any") -> "Any":
     value = doc.get(key, default)
     if value is default and key not in doc:
         return default
@@ -32,27 +30,27 @@ def _typed(doc: dict[str, Any], key: str, path: str, kind: type, default: Any) -
     return value
 
 
-def get_str(doc: dict[str, Any], key: str, path: str, default: str | None = None) -> Any:
+def get_str(doc: "dict[str, Any]", key: str, path: str, default: str | None = None) -> "Any":
     return _typed(doc, key, path, str, default)
 
 
-def get_int(doc: dict[str, Any], key: str, path: str, default: int | None = None) -> Any:
+def get_int(doc: "dict[str, Any]", key: str, path: str, default: int | None = None) -> "Any":
     return _typed(doc, key, path, int, default)
 
 
-def get_bool(doc: dict[str, Any], key: str, path: str, default: bool = False) -> bool:
+def get_bool(doc: "dict[str, Any]", key: str, path: str, default: bool = False) -> bool:
     return bool(_typed(doc, key, path, bool, default))
 
 
-def get_obj(doc: dict[str, Any], key: str, path: str) -> dict[str, Any] | None:
+def get_obj(doc: "dict[str, Any]", key: str, path: str) -> "dict[str, Any] | None":
     return _typed(doc, key, path, dict, None)
 
 
-def get_list(doc: dict[str, Any], key: str, path: str) -> list[Any]:
+def get_list(doc: "dict[str, Any]", key: str, path: str) -> "list[Any]":
     return _typed(doc, key, path, list, []) or []
 
 
-def get_str_list(doc: dict[str, Any], key: str, path: str) -> list[str]:
+def get_str_list(doc: "dict[str, Any]", key: str, path: str) -> list[str]:
     items = get_list(doc, key, path)
     for i, item in enumerate(items):
         if not isinstance(item, str):
@@ -60,7 +58,7 @@ def get_str_list(doc: dict[str, Any], key: str, path: str) -> list[str]:
     return items
 
 
-def get_str_map(doc: dict[str, Any], key: str, path: str) -> dict[str, str]:
+def get_str_map(doc: "dict[str, Any]", key: str, path: str) -> dict[str, str]:
     items = _typed(doc, key, path, dict, None) or {}
     for k, v in items.items():
         if not isinstance(v, str):

@@ -1,7 +1,5 @@
 """Linux capabilities: names, numbers, and applying the five sets to this process."""
 
-from __future__ import annotations
-
 from .linux import (
     PR_CAP_AMBIENT,
     PR_CAP_AMBIENT_CLEAR_ALL,
@@ -38,7 +36,7 @@ def last_cap() -> int:
         return len(_NAMES) - 1
 
 
-def mask(names: Iterable[str]) -> int:
+def mask(names: "Iterable[str]") -> int:
     """A bit mask of the capabilities this kernel knows; unknown newer ones are skipped."""
     top = last_cap()
     result = 0
@@ -53,14 +51,14 @@ def names_of(bits: int) -> list[str]:
     return [name for name, bit in CAPABILITIES.items() if bits >> bit & 1]
 
 
-def drop_bounding(sys: Syscall, keep: int) -> None:
+def drop_bounding(sys: "Syscall", keep: int) -> None:
     """Drops from the bounding set every capability not in `keep` (needs CAP_SETPCAP)."""
     for bit in range(last_cap() + 1):
         if not keep >> bit & 1 and sys.prctl(PR_CAPBSET_READ, bit) == 1:
             sys.prctl(PR_CAPBSET_DROP, bit)
 
 
-def apply_sets(sys: Syscall, caps: Capabilities) -> None:
+def apply_sets(sys: "Syscall", caps: "Capabilities") -> None:
     """Sets effective, permitted, inheritable and ambient (after setuid)."""
     sys.capset(mask(caps.effective), mask(caps.permitted), mask(caps.inheritable))
     sys.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)

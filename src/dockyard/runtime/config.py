@@ -7,8 +7,6 @@ Only what the runtime acts on is modelled; the raw document is kept for hooks an
 Every error names the field (`linux.namespaces[2].type: ...`).
 """
 
-from __future__ import annotations
-
 import os
 
 from ._validate import (
@@ -33,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ConfigError", "Spec", "Process", "load_bundle_config", "parse_spec", "parse_process"]
 
+# In the kernel's order: the index is the resource number (asm-generic: x86_64, arm64).
 RLIMIT_NAMES = (
     "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
     "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
@@ -229,7 +228,7 @@ class Linux:
         gid_mappings: list[IdMapping] | None = None,
         devices: list[Device] | None = None,
         cgroups_path: str = "",
-        resources: dict[str, Any] | None = None,
+        resources: "dict[str, Any] | None" = None,
         sysctl: dict[str, str] | None = None,
         seccomp: Seccomp | None = None,
         rootfs_propagation: str = "",
@@ -267,7 +266,7 @@ class Spec:
         hooks: dict[str, list[Hook]],
         annotations: dict[str, str],
         linux: Linux,
-        raw: dict[str, Any],
+        raw: "dict[str, Any]",
     ) -> None:
         self.oci_version = oci_version
         self.root_path = root_path
@@ -300,7 +299,7 @@ def load_bundle_config(bundle: str) -> Spec:
     return spec
 
 
-def parse_spec(doc: Any) -> Spec:
+def parse_spec(doc: "Any") -> Spec:
     if not isinstance(doc, dict):
         raise ConfigError("config.json: must be a JSON object")
     oci_version = get_str(doc, "ociVersion", "")
@@ -337,7 +336,7 @@ def parse_spec(doc: Any) -> Spec:
     return spec
 
 
-def parse_hooks(doc: dict[str, Any]) -> dict[str, list[Hook]]:
+def parse_hooks(doc: "dict[str, Any]") -> dict[str, list[Hook]]:
     """Only the hooks of a config (delete runs poststop hooks even when other parts of the
     saved config, such as a namespace path, are no longer valid)."""
     hooks_doc = get_obj(doc, "hooks", "") or {}
@@ -350,7 +349,7 @@ def parse_hooks(doc: dict[str, Any]) -> dict[str, list[Hook]]:
     return hooks
 
 
-def parse_process(doc: Any, path: str = "process") -> Process:
+def parse_process(doc: "Any", path: str = "process") -> Process:
     if not isinstance(doc, dict):
         fail(path, "must be an object")
     args = get_str_list(doc, "args", path)
@@ -407,7 +406,7 @@ def parse_process(doc: Any, path: str = "process") -> Process:
     )
 
 
-def _uint(doc: dict[str, Any], key: str, path: str) -> int:
+def _uint(doc: "dict[str, Any]", key: str, path: str) -> int:
     value = get_int(doc, key, path)
     if value is None:
         fail(f"{path}.{key}", "is required")
@@ -416,7 +415,7 @@ def _uint(doc: dict[str, Any], key: str, path: str) -> int:
     return value
 
 
-def _int_list(doc: dict[str, Any], key: str, path: str) -> list[int]:
+def _int_list(doc: "dict[str, Any]", key: str, path: str) -> list[int]:
     items = get_list(doc, key, path)
     for i, item in enumerate(items):
         if not isinstance(item, int) or isinstance(item, bool) or item < 0:
@@ -424,7 +423,7 @@ def _int_list(doc: dict[str, Any], key: str, path: str) -> list[int]:
     return items
 
 
-def _hook(doc: Any, path: str) -> Hook:
+def _hook(doc: "Any", path: str) -> Hook:
     if not isinstance(doc, dict):
         fail(path, "must be an object")
     hook_path = get_str(doc, "path", path, "")
@@ -438,7 +437,7 @@ def _hook(doc: Any, path: str) -> Hook:
                 timeout)
 
 
-def _mount(doc: Any, path: str) -> Mount:
+def _mount(doc: "Any", path: str) -> Mount:
     if not isinstance(doc, dict):
         fail(path, "must be an object")
     destination = get_str(doc, "destination", path, "")
@@ -456,7 +455,7 @@ def _mount(doc: Any, path: str) -> Mount:
     return mount
 
 
-def _mappings(doc: dict[str, Any], key: str) -> list[IdMapping]:
+def _mappings(doc: "dict[str, Any]", key: str) -> list[IdMapping]:
     result = []
     for i, m in enumerate(get_list(doc, key, "linux")):
         where = f"linux.{key}[{i}]"
@@ -470,7 +469,7 @@ def _mappings(doc: dict[str, Any], key: str) -> list[IdMapping]:
     return result
 
 
-def _linux(doc: dict[str, Any]) -> Linux:
+def _linux(doc: "dict[str, Any]") -> Linux:
     namespaces = []
     seen: set[str] = set()
     for i, ns in enumerate(get_list(doc, "namespaces", "linux")):
@@ -529,7 +528,7 @@ def _linux(doc: dict[str, Any]) -> Linux:
     )
 
 
-def _check_resources(doc: dict[str, Any]) -> None:
+def _check_resources(doc: "dict[str, Any]") -> None:
     """Type-checks linux.resources; the cgroup managers read the dict itself."""
     int_fields = {
         "memory": ("limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness"),
@@ -565,12 +564,12 @@ def _check_resources(doc: dict[str, Any]) -> None:
         get_int(rule, "minor", where)
 
 
-def parse_seccomp(doc: dict[str, Any]) -> Seccomp:
+def parse_seccomp(doc: "dict[str, Any]") -> Seccomp:
     """linux.seccomp on its own (exec applies the container's filter to a new process)."""
     return _seccomp(doc)
 
 
-def _seccomp(doc: dict[str, Any]) -> Seccomp:
+def _seccomp(doc: "dict[str, Any]") -> Seccomp:
     where = "linux.seccomp"
     default = get_str(doc, "defaultAction", where, "")
     if default not in SECCOMP_ACTIONS:

@@ -4,8 +4,6 @@ This is the runtime's side; the container's side is init.py, loaded by the forke
 while the runtime moves it into its cgroup (see spawn.py).
 """
 
-from __future__ import annotations
-
 import os
 
 from ..atomicfile import write_atomic
@@ -114,7 +112,7 @@ def create_container(store: StateStore, container_id: str, opts: CreateOptions) 
         raise
 
 
-def _checked_spec(bundle: str, opts: CreateOptions) -> Spec:
+def _checked_spec(bundle: str, opts: CreateOptions) -> "Spec":
     spec = load_bundle_config(bundle)
     _check_spec_for_create(spec)
     assert spec.process is not None
@@ -139,7 +137,7 @@ _ALWAYS_ALLOWED_DEVICES = [
 ]
 
 
-def effective_resources(spec: Spec) -> dict[str, Any]:
+def effective_resources(spec: "Spec") -> "dict[str, Any]":
     """linux.resources plus the device rules runc always adds: the default devices and
     each entry of linux.devices."""
     resources = dict(spec.linux.resources)
@@ -151,7 +149,7 @@ def effective_resources(spec: Spec) -> dict[str, Any]:
     return resources
 
 
-def _check_spec_for_create(spec: Spec) -> None:
+def _check_spec_for_create(spec: "Spec") -> None:
     if spec.process is None:
         raise RuntimeFailure("process: is required to create a container")
     mount_ns = spec.linux.namespace("mount")
@@ -162,7 +160,7 @@ def _check_spec_for_create(spec: Spec) -> None:
                              "supported")
 
 
-def _finish_handshake(channel: Channel, spec: Spec, container: Container) -> None:
+def _finish_handshake(channel: "Channel", spec: "Spec", container: Container) -> None:
     """Runs the runtime-side hooks when init asks for them, then waits for it to be ready."""
     try:
         message = channel.expect(HOOKS if has_runtime_hooks(spec) else READY)
@@ -179,7 +177,7 @@ def _finish_handshake(channel: Channel, spec: Spec, container: Container) -> Non
 
 
 def _undo_create(store: StateStore, container_id: str, init_pid: int,
-                 cgroup: CgroupManager | None) -> None:
+                 cgroup: "CgroupManager | None") -> None:
     if init_pid:
         try:
             os.kill(init_pid, SIGKILL)

@@ -1,7 +1,5 @@
 """OCI hooks: each runs with the container's state as JSON on its stdin."""
 
-from __future__ import annotations
-
 from .errors import RuntimeFailure
 from .jsonio import dumps
 
@@ -12,7 +10,7 @@ if TYPE_CHECKING:
     from .config import Hook, Spec
 
 
-def has_runtime_hooks(spec: Spec) -> bool:
+def has_runtime_hooks(spec: "Spec") -> bool:
     """Whether init must stop before pivot_root for prestart/createRuntime/createContainer."""
     return any(spec.hooks.get(name) for name in ("prestart", "createRuntime",
                                                  "createContainer"))
@@ -23,7 +21,7 @@ def preload() -> None:
     import subprocess  # noqa: F401
 
 
-def run_hooks(kind: str, hooks: list[Hook], state: dict[str, Any]) -> None:
+def run_hooks(kind: str, hooks: "list[Hook]", state: "dict[str, Any]") -> None:
     import subprocess
 
     payload = dumps(state).encode()

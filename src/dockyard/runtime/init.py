@@ -6,11 +6,9 @@ path: everything imported here must be loaded before pivot_root, when our module
 of sight.
 """
 
-from __future__ import annotations
-
 import fcntl
 import os
-import struct
+from sys import byteorder
 
 from . import rootfs
 from .channel import HOOKS, HOOKS_DONE, READY
@@ -43,7 +41,7 @@ _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
 
 
-def make_init(payload: dict[str, Any]) -> Callable[[Channel], None]:
+def make_init(payload: "dict[str, Any]") -> "Callable[[Channel], None]":
     """Rebuilds, in the intermediate process, what the runtime decided (create.py)."""
     from .config import parse_spec
 
@@ -62,7 +60,7 @@ def make_init(payload: dict[str, Any]) -> Callable[[Channel], None]:
                          payload["seccomp_cache"]).run
 
 
-def connect_console(path: str) -> socket.socket:
+def connect_console(path: str) -> "socket.socket":
     import socket
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -75,8 +73,8 @@ def connect_console(path: str) -> socket.socket:
 
 
 class ContainerInit:
-    def __init__(self, spec: Spec, bundle: str, cgroup_paths: dict[str, str], fifo: str,
-                 console: socket.socket | None, container_id: str, no_pivot: bool,
+    def __init__(self, spec: "Spec", bundle: str, cgroup_paths: dict[str, str], fifo: str,
+                 console: "socket.socket | None", container_id: str, no_pivot: bool,
                  no_new_keyring: bool, preserve_fds: int, seccomp_cache: str) -> None:
         self.spec = spec
         self.bundle = bundle
@@ -103,7 +101,7 @@ class ContainerInit:
         if spec.hooks.get("startContainer"):
             preload_hooks()
 
-    def run(self, channel: Channel) -> None:
+    def run(self, channel: "Channel") -> None:
         spec, process, sys = self.spec, self.spec.process, LinuxSyscall()
         assert process is not None
         os.setsid()
@@ -145,7 +143,7 @@ class ContainerInit:
             os.write(2, f"exec {process.args[0]}: {e.strerror}\n".encode())
             os._exit(127 if e.errno == 2 else 126)
 
-    def _set_identity_and_kernel_settings(self, sys: Syscall) -> None:
+    def _set_identity_and_kernel_settings(self, sys: "Syscall") -> None:
         spec, process = self.spec, self.spec.process
         assert process is not None
         if spec.hostname:
@@ -161,7 +159,7 @@ class ContainerInit:
                     f.write(value)
             except OSError as e:
                 raise RuntimeFailure(f"linux.sysctl.{key}: {e.strerror}") from None
-        apply_rlimits(process.rlimits)
+        apply_rlimits(process.rlimits, sys)
         if process.oom_score_adj is not None:
             with open("/proc/self/oom_score_adj", "w") as f:
                 f.write(str(process.oom_score_adj))
@@ -183,10 +181,12 @@ def _bring_up_loopback() -> None:
 
     sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
-        request = struct.pack("16sH14s", b"lo", 0, b"")
-        flags = struct.unpack("16sH14s", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS,
-                                                     request))[1]
-        fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS,
-                    struct.pack("16sH14s", b"lo", flags | _IFF_UP, b""))
+        # struct ifreq: the name in 16 bytes, then the flags (a native short) in a 24-byte
+        # union. Built by hand: `struct` would be one module more for the init to load.
+        name = b"lo".ljust(16, b"\0")
+        reply = fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, name + bytes(24))
+        flags = int.from_bytes(reply[16:18], byteorder) | _IFF_UP
+        fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS, name + flags.to_bytes(2, byteorder)
+                    + bytes(22))
     finally:
         sock.close()

@@ -1,7 +1,5 @@
 """OCI mount options: the flags mount(2) understands, the propagation flags, the rest as data."""
 
-from __future__ import annotations
-
 from . import linux as s
 
 # option -> (flags to set, flags to clear)

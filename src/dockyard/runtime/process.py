@@ -1,14 +1,11 @@
 """The last steps of a container process before execve: limits, identity, capabilities,
 no_new_privs and seccomp, in the order that keeps each step permitted (runc's order)."""
 
-from __future__ import annotations
-
 import os
-import resource
 import stat
 
 from . import capabilities as caps
-from .config import Process, Rlimit
+from .config import RLIMIT_NAMES, Process, Rlimit
 from .errors import RuntimeFailure
 from .linux import PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS
 
@@ -17,26 +14,17 @@ if TYPE_CHECKING:
     from .seccomp_bpf import SeccompProgram
     from .syscalls import Syscall
 
-_RLIMITS = {name: getattr(resource, name) for name in dir(resource)
-            if name.startswith("RLIMIT_")}
-
-
-def apply_rlimits(rlimits: list[Rlimit]) -> None:
+def apply_rlimits(rlimits: list[Rlimit], sys: "Syscall") -> None:
     for index, limit in enumerate(rlimits):
-        number = _RLIMITS.get(limit.type)
-        if number is None:
+        # RLIMIT_NAMES is in the kernel's order (asm-generic, as on x86_64 and arm64).
+        if limit.type not in RLIMIT_NAMES:
             raise RuntimeFailure(f"process.rlimits[{index}]: {limit.type} is not supported "
                                  "on this system")
         try:
-            resource.setrlimit(number, (_rlim(limit.soft), _rlim(limit.hard)))
-        except (OSError, ValueError) as e:
+            sys.setrlimit(RLIMIT_NAMES.index(limit.type), limit.soft, limit.hard)
+        except OSError as e:
             raise RuntimeFailure(f"process.rlimits[{index}]: setting {limit.type} to "
-                                 f"{limit.soft}/{limit.hard}: {e}") from None
-
-
-def _rlim(value: int) -> int:
-    # The spec's "unlimited" is the all-ones 64-bit value.
-    return resource.RLIM_INFINITY if value >= 2**64 - 1 else value
+                                 f"{limit.soft}/{limit.hard}: {e.strerror}") from None
 
 
 def with_home(env: list[str], uid: int) -> list[str]:
@@ -85,8 +73,8 @@ def find_executable(name: str, env: list[str]) -> str:
     raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH')
 
 
-def become_process_user(process: Process, seccomp: SeccompProgram | None,
-                        sys: Syscall) -> None:
+def become_process_user(process: Process, seccomp: "SeccompProgram | None",
+                        sys: "Syscall") -> None:
     """Drops to the process's identity and privileges; then only execve remains.
     `seccomp` is the compiled filter (seccomp_bpf.prepare, before the root changes)."""
     capabilities = process.capabilities
@@ -125,7 +113,7 @@ def become_process_user(process: Process, seccomp: SeccompProgram | None,
         _load_seccomp(seccomp)
 
 
-def _load_seccomp(program: SeccompProgram) -> None:
+def _load_seccomp(program: "SeccompProgram") -> None:
     from .seccomp_bpf import load
 
     load(program)

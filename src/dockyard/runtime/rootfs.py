@@ -4,8 +4,6 @@ Order follows runc: root propagation, rootfs bind, the config's mounts, /dev, th
 the createRuntime hooks) pivot_root, and at the end read-only and masked paths.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 import stat
@@ -71,7 +69,7 @@ def secure_join(root: str, unsafe: str) -> str:
     return os.path.join(root, *resolved)
 
 
-def prepare_rootfs(spec: Spec, bundle: str, sys: Syscall, in_userns: bool,
+def prepare_rootfs(spec: Spec, bundle: str, sys: "Syscall", in_userns: bool,
                    cgroup_paths: dict[str, str]) -> None:
     """Everything before pivot_root: propagation, rootfs bind, mounts, /dev."""
     rootfs = spec.root_path
@@ -104,7 +102,7 @@ def prepare_rootfs(spec: Spec, bundle: str, sys: Syscall, in_userns: bool,
                                  f"{_reason(e)}") from None
 
 
-def pivot(rootfs: str, sys: Syscall, no_pivot: bool) -> None:
+def pivot(rootfs: str, sys: "Syscall", no_pivot: bool) -> None:
     if no_pivot:
         os.chdir(rootfs)
         sys.mount(rootfs, "/", None, s.MS_MOVE)
@@ -127,7 +125,7 @@ def pivot(rootfs: str, sys: Syscall, no_pivot: bool) -> None:
     os.chdir("/")
 
 
-def finish_rootfs(spec: Spec, sys: Syscall) -> None:
+def finish_rootfs(spec: Spec, sys: "Syscall") -> None:
     """After pivot_root: propagation of '/', read-only and masked paths, read-only root."""
     if spec.linux.rootfs_propagation:
         for flag in parse_mount_options([spec.linux.rootfs_propagation]).propagation:
@@ -150,7 +148,7 @@ def finish_rootfs(spec: Spec, sys: Syscall) -> None:
         _remount(sys, "/", s.MS_BIND | s.MS_REMOUNT | s.MS_RDONLY)
 
 
-def _mount_one(mount: Mount, rootfs: str, bundle: str, spec: Spec, sys: Syscall,
+def _mount_one(mount: Mount, rootfs: str, bundle: str, spec: Spec, sys: "Syscall",
                cgroup_paths: dict[str, str]) -> None:
     options = parse_mount_options(mount.options)
     kind = mount.type
@@ -182,7 +180,7 @@ def _mount_one(mount: Mount, rootfs: str, bundle: str, spec: Spec, sys: Syscall,
 
 
 def _mount_tmpfs_copyup(mount: Mount, dest: str, flags: int, data: str | None,
-                        sys: Syscall) -> None:
+                        sys: "Syscall") -> None:
     import shutil
     import tempfile
 
@@ -198,7 +196,7 @@ def _mount_tmpfs_copyup(mount: Mount, dest: str, flags: int, data: str | None,
         os.rmdir(staging)
 
 
-def _mount_cgroup(dest: str, flags: int, spec: Spec, sys: Syscall,
+def _mount_cgroup(dest: str, flags: int, spec: Spec, sys: "Syscall",
                   cgroup_paths: dict[str, str]) -> None:
     """On v2, cgroup2 itself inside a cgroup namespace, else the container's directory;
     on v1, the container's directory of each hierarchy bound under a tmpfs, as runc does."""
@@ -227,7 +225,7 @@ def _mount_cgroup(dest: str, flags: int, spec: Spec, sys: Syscall,
                  | s.MS_NOEXEC)
 
 
-def _remount(sys: Syscall, path: str, flags: int) -> None:
+def _remount(sys: "Syscall", path: str, flags: int) -> None:
     try:
         sys.mount(None, path, None, flags)
     except OSError as e:
@@ -251,7 +249,7 @@ def _create_mountpoint(path: str, directory: bool) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o755))
 
 
-def _make_parent_mount_private(rootfs: str, sys: Syscall) -> None:
+def _make_parent_mount_private(rootfs: str, sys: "Syscall") -> None:
     """pivot_root refuses a new root whose parent mount is shared."""
     parent = os.path.dirname(os.path.realpath(rootfs))
     while parent != "/" and not os.path.ismount(parent):
@@ -259,7 +257,7 @@ def _make_parent_mount_private(rootfs: str, sys: Syscall) -> None:
     sys.mount(None, parent, None, s.MS_PRIVATE)
 
 
-def _create_default_devices(rootfs: str, sys: Syscall, in_userns: bool) -> None:
+def _create_default_devices(rootfs: str, sys: "Syscall", in_userns: bool) -> None:
     old_umask = os.umask(0)
     try:
         for path, major, minor in _DEFAULT_DEVICES:
@@ -269,7 +267,7 @@ def _create_default_devices(rootfs: str, sys: Syscall, in_userns: bool) -> None:
         os.umask(old_umask)
 
 
-def _create_device(rootfs: str, device: Device, sys: Syscall, in_userns: bool) -> None:
+def _create_device(rootfs: str, device: Device, sys: "Syscall", in_userns: bool) -> None:
     dest = secure_join(rootfs, device.path)
     os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
     if in_userns:

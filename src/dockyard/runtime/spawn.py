@@ -86,8 +86,6 @@ class Intermediate:
             pid = self.channel.expect("pid")["pid"]
             _reap(self.pid)
             self.pid = 0
-            # G waits for this, so that nothing it says can overtake C's "pid".
-            self.channel.send_or_collect_error("continue")
         except BaseException:
             self.abandon()
             raise
@@ -178,14 +176,22 @@ def _intermediate(channel: Channel,
             flags |= NAMESPACE_FLAGS[kind]
     if flags:
         sys.unshare(flags)
+    # G shares our end of the channel: it may speak only once our "pid" is in it, or a
+    # message of its own could come first (or, past PIPE_BUF, be split by ours). A pipe
+    # between the two of us says when, without a round trip through the runtime.
+    go_read, go_write = posix.pipe()
     pid = posix.fork()
     if pid == 0:
-        _run_child(channel, lambda: _after_continue(channel, target))
+        posix.close(go_write)
+        _run_child(channel, lambda: _after_go(go_read, channel, target))
+    posix.close(go_read)
     channel.send("pid", pid=pid)
+    posix.write(go_write, b"\0")
 
 
-def _after_continue(channel: Channel, target: "Callable[[Channel], None]") -> None:
-    channel.expect("continue")
+def _after_go(go_read: int, channel: Channel, target: "Callable[[Channel], None]") -> None:
+    posix.read(go_read, 1)
+    posix.close(go_read)
     target(channel)
 
 

@@ -5,8 +5,6 @@ The two readers of /proc (`read_mountinfo`, `read_self_cgroup`) are plain module
 so that tests can replace them.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 import time
@@ -270,7 +268,7 @@ def pids_max(limit: int) -> str:
     return "max" if limit <= 0 else str(limit)
 
 
-def rdma_lines(rdma: dict[str, Any]) -> list[str]:
+def rdma_lines(rdma: "dict[str, Any]") -> list[str]:
     """rdma.max takes one device per write: "mlx5_1 hca_handle=3 hca_object=max"."""
     lines = []
     for device, limits in rdma.items():
@@ -290,7 +288,7 @@ def list_pids(directory: str) -> list[int]:
     return sorted(found)
 
 
-def wait_for(done: Callable[[], bool], timeout: float) -> bool:
+def wait_for(done: "Callable[[], bool]", timeout: float) -> bool:
     """Polls `done` with a growing pause until it is true or `timeout` seconds have passed."""
     deadline = time.monotonic() + timeout
     pause = 0.001
@@ -302,7 +300,7 @@ def wait_for(done: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def kill_until_empty(read_pids: Callable[[], list[int]], where: str, timeout: float) -> None:
+def kill_until_empty(read_pids: "Callable[[], list[int]]", where: str, timeout: float) -> None:
     """SIGKILLs what `read_pids` lists, again and again (a dying parent may still fork),
     until the cgroup is empty; killed processes leave cgroup.procs once they have exited."""
     left: list[int] = []

@@ -1,8 +1,6 @@
 """cgroup v1: one directory per mounted hierarchy (memory, cpu, cpuset, ...), written in the
 order and with the checks of runc's fs driver."""
 
-from __future__ import annotations
-
 import errno
 import os
 
@@ -96,7 +94,7 @@ class CgroupV1:
             self._paths[name] = os.path.join(mountpoint, inner.strip("/"))
 
     @classmethod
-    def from_paths(cls, paths: dict[str, str], root: str) -> CgroupV1:
+    def from_paths(cls, paths: dict[str, str], root: str) -> "CgroupV1":
         """The manager for directories an earlier paths() returned (no mountinfo read)."""
         manager = cls.__new__(cls)
         manager.root = root
@@ -204,7 +202,7 @@ class CgroupV1:
 
     # -- resources ------------------------------------------------------------------------
 
-    def apply_resources(self, resources: dict[str, Any]) -> None:
+    def apply_resources(self, resources: "dict[str, Any]") -> None:
         if resources.get("unified"):
             raise CgroupError("linux.resources.unified: cgroup v2 files cannot be set "
                               "on cgroup v1")
@@ -221,21 +219,21 @@ class CgroupV1:
             field = f"linux.resources.rdma[{i}]"
             write_value(self._dir("rdma", field), "rdma.max", line, field)
 
-    def _apply_cpuset(self, cpu: dict[str, Any]) -> None:
+    def _apply_cpuset(self, cpu: "dict[str, Any]") -> None:
         for key in ("cpus", "mems"):
             if cpu.get(key):
                 field = f"{CPU}.{key}"
                 write_cpuset(self._dir("cpuset", field), f"cpuset.{key}", cpu[key], field,
                              f"cpuset.{key}")
 
-    def _apply_devices(self, rules: list[dict[str, Any]]) -> None:
+    def _apply_devices(self, rules: "list[dict[str, Any]]") -> None:
         # Written in order, as given: Docker's list starts with a deny-all ("a *:* rwm").
         for i, rule in enumerate(rules):
             field = f"linux.resources.devices[{i}]"
             name = "devices.allow" if rule.get("allow") else "devices.deny"
             write_value(self._dir("devices", field), name, device_rule(rule), field)
 
-    def _apply_memory(self, memory: dict[str, Any]) -> None:
+    def _apply_memory(self, memory: "dict[str, Any]") -> None:
         limit = memory.get("limit") or 0
         swap = memory.get("swap") or 0
         reservation = memory.get("reservation") or 0
@@ -274,7 +272,7 @@ class CgroupV1:
         for name, value, field, missing in writes:
             write_value(path, name, value, field, missing)
 
-    def _apply_cpu(self, cpu: dict[str, Any]) -> None:
+    def _apply_cpu(self, cpu: "dict[str, Any]") -> None:
         keys = ("shares", "quota", "period", "realtimeRuntime", "realtimePeriod")
         if not any(cpu.get(key) for key in keys) and cpu.get("idle") is None \
                 and cpu.get("burst") is None:
@@ -293,12 +291,12 @@ class CgroupV1:
                     ("cpu.rt_runtime_us", cpu.get("realtimeRuntime") or None,
                      "realtimeRuntime"))
 
-    def _apply_pids(self, pids: dict[str, Any]) -> None:
+    def _apply_pids(self, pids: "dict[str, Any]") -> None:
         if pids.get("limit") is not None:
             field = "linux.resources.pids.limit"
             write_value(self._dir("pids", field), "pids.max", pids_max(pids["limit"]), field)
 
-    def _apply_block_io(self, bio: dict[str, Any]) -> None:
+    def _apply_block_io(self, bio: "dict[str, Any]") -> None:
         if not any(bio.get(key) for key in ("weight", "leafWeight", "weightDevice",
                                              *THROTTLE_FILES)):
             return
@@ -320,7 +318,7 @@ class CgroupV1:
             for i, dev in enumerate(bio.get(key) or []):
                 write_value(path, name, _device_value(dev, "rate"), f"{BLKIO}.{key}[{i}]")
 
-    def _apply_hugepages(self, limits: list[dict[str, Any]]) -> None:
+    def _apply_hugepages(self, limits: "list[dict[str, Any]]") -> None:
         for i, limit in enumerate(limits):
             field = f"linux.resources.hugepageLimits[{i}]"
             path = self._dir("hugetlb", field)
@@ -331,7 +329,7 @@ class CgroupV1:
             if os.path.exists(os.path.join(path, rsvd)):
                 write_value(path, rsvd, limit.get("limit"), field)
 
-    def _apply_network(self, network: dict[str, Any]) -> None:
+    def _apply_network(self, network: "dict[str, Any]") -> None:
         if network.get("classID") is not None:
             field = "linux.resources.network.classID"
             write_value(self._dir("net_cls", field), "net_cls.classid", network["classID"],
@@ -343,7 +341,7 @@ class CgroupV1:
 
     # -- stats ----------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> "dict[str, Any]":
         memory = self._paths.get("memory")
         limit = read_int(memory, "memory.limit_in_bytes")
         cpu = self._paths.get("cpu")
@@ -374,7 +372,7 @@ class CgroupV1:
         }
 
 
-def device_rule(rule: dict[str, Any]) -> str:
+def device_rule(rule: "dict[str, Any]") -> str:
     """An OCI device rule as devices.allow/deny take it: "c 1:3 rwm", "*" for any number."""
     def number(value: int | None) -> str:
         return "*" if value is None or value < 0 else str(value)
@@ -383,11 +381,11 @@ def device_rule(rule: dict[str, Any]) -> str:
             f"{number(rule.get('minor'))} {rule.get('access') or 'rwm'}")
 
 
-def _device_value(dev: dict[str, Any], key: str) -> str:
+def _device_value(dev: "dict[str, Any]", key: str) -> str:
     return f"{dev.get('major')}:{dev.get('minor')} {dev.get(key)}"
 
 
-def _page_size(limit: dict[str, Any], field: str) -> str:
+def _page_size(limit: "dict[str, Any]", field: str) -> str:
     size = str(limit.get("pageSize") or "")
     if not size or "/" in size:
         raise CgroupError(f"{field}.pageSize: bad page size {size!r}")

@@ -6,8 +6,6 @@ container rests on what the runtime creates in /dev (mknod) and mounts into the 
 net_cls/net_prio do not exist on v2 either, so `network` is ignored, as runc does.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 
@@ -90,7 +88,7 @@ class CgroupV2:
         self.path = os.path.join(self.root, inner)
 
     @classmethod
-    def from_paths(cls, paths: dict[str, str], root: str) -> CgroupV2:
+    def from_paths(cls, paths: dict[str, str], root: str) -> "CgroupV2":
         """The manager for the directory an earlier paths() returned."""
         return cls(root, os.path.relpath(paths[""], root))
 
@@ -156,7 +154,7 @@ class CgroupV2:
 
     # -- resources ------------------------------------------------------------------------
 
-    def apply_resources(self, resources: dict[str, Any]) -> None:
+    def apply_resources(self, resources: "dict[str, Any]") -> None:
         self._apply_pids(resources.get("pids") or {})
         self._apply_memory(resources.get("memory") or {})
         self._apply_io(resources.get("blockIO") or {})
@@ -167,11 +165,11 @@ class CgroupV2:
         # Last, so that an explicit file wins over the value derived from an OCI field.
         self._apply_unified(resources.get("unified") or {})
 
-    def _apply_pids(self, pids: dict[str, Any]) -> None:
+    def _apply_pids(self, pids: "dict[str, Any]") -> None:
         if pids.get("limit") is not None:
             self._write("pids.max", pids_max(pids["limit"]), "linux.resources.pids.limit")
 
-    def _apply_memory(self, memory: dict[str, Any]) -> None:
+    def _apply_memory(self, memory: "dict[str, Any]") -> None:
         # swappiness, disableOOMKiller and kernel memory have no v2 file; runc ignores them.
         limit = memory.get("limit") or 0
         swap = swap_max(limit, memory.get("swap") or 0)
@@ -190,7 +188,7 @@ class CgroupV2:
             self._write("memory.low", "max" if reservation == -1 else reservation,
                         f"{MEM}.reservation")
 
-    def _apply_io(self, bio: dict[str, Any]) -> None:
+    def _apply_io(self, bio: "dict[str, Any]") -> None:
         weight = bio.get("weight") or 0
         devices = [dev for dev in bio.get("weightDevice") or [] if dev.get("weight")]
         # BFQ takes blkio's own 1..1000 weights, per device too; otherwise io.weight.
@@ -211,7 +209,7 @@ class CgroupV2:
                 self._write("io.max", f"{dev.get('major')}:{dev.get('minor')} "
                             f"{limit}={dev.get('rate')}", f"{BLKIO}.{key}[{i}]")
 
-    def _apply_cpu(self, cpu: dict[str, Any]) -> None:
+    def _apply_cpu(self, cpu: "dict[str, Any]") -> None:
         if cpu.get("realtimeRuntime") or cpu.get("realtimePeriod"):
             raise CgroupError(f"{CPU}.realtimeRuntime: real-time CPU limits do not exist "
                               "on cgroup v2")
@@ -244,7 +242,7 @@ class CgroupV2:
         if retry_burst:
             self._write("cpu.max.burst", burst, f"{CPU}.burst")
 
-    def _apply_hugepages(self, limits: list[dict[str, Any]]) -> None:
+    def _apply_hugepages(self, limits: "list[dict[str, Any]]") -> None:
         for i, limit in enumerate(limits):
             field = f"linux.resources.hugepageLimits[{i}]"
             size = str(limit.get("pageSize") or "")
@@ -255,7 +253,7 @@ class CgroupV2:
             if os.path.exists(os.path.join(self.path, rsvd)):
                 self._write(rsvd, limit.get("limit"), field)
 
-    def _apply_unified(self, unified: dict[str, Any]) -> None:
+    def _apply_unified(self, unified: "dict[str, Any]") -> None:
         for key, value in unified.items():
             field = f"linux.resources.unified.{key}"
             if "/" in key or key in ("", ".", ".."):
@@ -266,7 +264,7 @@ class CgroupV2:
 
     # -- stats ----------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> "dict[str, Any]":
         cpu = read_keyed(self.path, "cpu.stat")
         return {
             "memory": {
