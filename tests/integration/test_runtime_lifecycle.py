@@ -167,10 +167,12 @@ def test_failing_create_hook_leaves_nothing(oci: OCI, tmp_path: Path) -> None:
     config["hooks"] = {"createRuntime": [{"path": "/bin/false"}]}
     container_id = oci.new_id()
     bundle = oci.bundle(config, container_id)
-    result = oci("create", "--bundle", str(bundle), container_id)
+    pid_file = tmp_path / "pid"
+    result = oci("create", "--bundle", str(bundle), "--pid-file", str(pid_file), container_id)
     assert result.returncode == 1
     assert "createRuntime hook" in result.stderr
     assert not (oci.root / container_id).exists()
+    assert not pid_file.exists()  # written while the init set up, then taken back
 
 
 def test_console_socket_receives_pty_master(oci: OCI, tmp_path: Path) -> None:

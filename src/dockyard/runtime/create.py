@@ -97,14 +97,21 @@ def create_container(store: StateStore, container_id: str, opts: CreateOptions) 
                              f"/proc/{init_pid}/ns/{NAMESPACE_PROC_NAMES[ns.type]}"
                              for ns in spec.linux.namespaces})
         container = Container(store, state)
-        _finish_handshake(spawned.channel, spec, container)
+        # Written while the init still sets up (they come off the critical path); undone
+        # below if it fails.
         store.save(state)
         if opts.pid_file:
             write_pid_file(opts.pid_file, init_pid)
+        _finish_handshake(spawned.channel, spec, container)
         return container
     except BaseException as error:
         intermediate.abandon()
         _undo_create(store, container_id, init_pid, cgroup)
+        if init_pid and opts.pid_file:
+            try:
+                os.unlink(opts.pid_file)
+            except FileNotFoundError:
+                pass
         if isinstance(error, ChildFailed):
             raise RuntimeFailure(f"unable to start container process: {error}") from None
         if isinstance(error, ChannelClosed):
