@@ -20,6 +20,7 @@ _SYSCALL_NUMBERS = {
     "aarch64": {"pivot_root": 41, "keyctl": 219},
 }
 _KEYCTL_JOIN_SESSION_KEYRING = 1
+_SOCK_CLOEXEC = 0o2000000
 
 
 class _CapHeader(_ffi.Structure):
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
         def capget(self, pid: int = 0) -> tuple[int, int, int]: ...
         def join_session_keyring(self, name: str | None) -> None: ...
         def setrlimit(self, resource: int, soft: int, hard: int) -> None: ...
+        def socket(self, family: int, kind: int) -> int: ...
 
 
 class SyscallError(OSError):
@@ -150,6 +152,11 @@ class LinuxSyscall:
         # the all-ones 64-bit value.
         limit = _Rlimit(soft, hard)
         self._check(self._libc.prlimit(0, resource, _ffi.byref(limit), None), "setrlimit")
+
+
+    def socket(self, family: int, kind: int) -> int:
+        """A close-on-exec socket's descriptor (for ioctls: no `socket` module needed)."""
+        return self._check(self._libc.socket(family, kind | _SOCK_CLOEXEC, 0), "socket")
 
 
 def _encode(value: str | None) -> bytes | None:
