@@ -1,8 +1,9 @@
 """dockyard-runc against runc and crun on one busybox bundle, side by side in one run.
 
 Rows: `run` of /bin/true (foreground, container deleted at exit), and create + start +
-wait + delete as four separate commands. Runtimes are interleaved round by round so that
-machine noise hits them alike; the table shows medians and the ratio to runc.
+wait + delete as four separate commands, then each of those commands on its own. Runtimes
+are interleaved round by round so that machine noise hits them alike; the table shows
+medians and the ratio to runc.
 
 Debian's crun 1.8 refuses a cgroup v1 host whose hybrid cgroup2 mount has a controller
 ("cgroups in hybrid mode not supported"). So the benchmark runs all three in a private
@@ -69,17 +70,18 @@ def timed(argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def run_true(binary: str, root: Path, bundle: Path, name: str) -> float:
-    return timed([binary, "--root", str(root), "run", "--bundle", str(bundle), name])
+def run_true(binary: str, root: Path, bundle: Path, name: str) -> dict[str, float]:
+    return {"run /bin/true": timed([binary, "--root", str(root), "run", "--bundle",
+                                    str(bundle), name])}
 
 
-def lifecycle(binary: str, root: Path, bundle: Path, name: str) -> float:
+def lifecycle(binary: str, root: Path, bundle: Path, name: str) -> dict[str, float]:
     pid_file = root / f"{name}.pid"
     base = [binary, "--root", str(root)]
-    start = time.perf_counter()
-    subprocess.run([*base, "create", "--bundle", str(bundle), "--pid-file", str(pid_file),
-                    name], check=True, stdin=subprocess.DEVNULL)
-    subprocess.run([*base, "start", name], check=True)
+    create = timed([*base, "create", "--bundle", str(bundle), "--pid-file", str(pid_file),
+                    name])
+    start = timed([*base, "start", name])
+    waited = time.perf_counter()
     pid = int(pid_file.read_text())
     # We are a subreaper: the container's init is our child once its parent exits.
     try:
@@ -87,10 +89,11 @@ def lifecycle(binary: str, root: Path, bundle: Path, name: str) -> float:
     except ChildProcessError:
         while os.path.exists(f"/proc/{pid}"):
             time.sleep(0.0005)
-    subprocess.run([*base, "delete", name], check=True)
-    elapsed = time.perf_counter() - start
+    waited = time.perf_counter() - waited
+    delete = timed([*base, "delete", name])
     pid_file.unlink()
-    return elapsed
+    return {"create+start+wait+delete": create + start + waited + delete,
+            "  create": create, "  start": start, "  delete": delete}
 
 
 def main() -> None:
@@ -103,19 +106,29 @@ def main() -> None:
     ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     private_plain_cgroup_v1()
     found = runtimes()
-    rows = {"run /bin/true": run_true, "create+start+wait+delete": lifecycle}
-    results: dict[str, dict[str, list[float]]] = {row: {n: [] for n in found} for row in rows}
+    measures = (run_true, lifecycle)
+    results: dict[str, dict[str, list[float]]] = {}
+    # The floor under every dockyard-runc command: the interpreter starting and ending.
+    bare_python = [str(PROJECT / ".venv" / "bin" / "python"), "-IS", "-c",
+                   "import posix; posix._exit(0)"]
+    floor: list[float] = []
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as tmp:
         bundle = make_bundle(Path(tmp) / "bundle")
         for name in found:
             (Path(tmp) / name).mkdir()
         for round_number in range(args.rounds + 2):
-            for row, fn in rows.items():
+            for measure in measures:
                 for name, binary in found.items():
-                    seconds = fn(binary, Path(tmp) / name, bundle, f"bench-{round_number}")
+                    rows = measure(binary, Path(tmp) / name, bundle, f"bench-{round_number}")
                     if round_number >= 2:  # two warm-up rounds
-                        results[row][name].append(seconds)
+                        for row, seconds in rows.items():
+                            results.setdefault(row, {}).setdefault(name, []).append(seconds)
+            seconds = timed(bare_python)
+            if round_number >= 2:
+                floor.append(seconds)
     print_table(results, args.rounds, args.markdown)
+    print(f"\nCPython starting and ending alone (python -IS, nothing imported): "
+          f"{statistics.median(floor) * 1000:.1f} ms")
 
 
 def print_table(results: dict[str, dict[str, list[float]]], rounds: int, markdown: bool) -> None:
