@@ -1,0 +1,1 @@
+"""dockyard-runc: the OCI runtime (runc's command line), and the library the shim calls."""
