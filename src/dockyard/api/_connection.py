@@ -1,4 +1,4 @@
-"""One client connection: h11 parses and frames HTTP/1.1, this module moves the bytes.
+"""One client connection: h11 parses and frames HTTP/1.1, dockyard/http1.py moves the bytes.
 
 A connection serves requests one after the other (keep-alive) until the client closes
 it, a response requires closing, the server shuts down or a handler hijacks it. While a
@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from http import HTTPStatus
 
 import h11
 
+from ..http1 import CONTINUE, ServerStream, has_body, reason_phrase
 from ._dispatch import Dispatcher
 from ._errors import InvalidParameter
 from ._hijack import HijackedStream
@@ -31,33 +31,12 @@ _READ_SIZE = 65536
 _DRAIN_LIMIT = 256 * 1024
 # Pipelined bytes buffered while a handler runs, before the watcher stops reading.
 _PIPELINE_LIMIT = 1 << 20
-# After deciding to close, how long to wait for the client's FIN so that unread bytes
-# in our receive buffer do not turn the close into a RST that destroys the response.
+# How long a close waits for the client's unread bytes (see ServerStream.close).
 _LINGER = 0.5
-
-
-_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
-
-
-def _reason(status: int) -> bytes:
-    # h11 leaves the reason phrase empty; Go (and so dockerd) writes the standard one.
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
 
 
 class _AbortConnection(Exception):
     """The response cannot be completed; drop the connection without more bytes."""
-
-
-def _has_body(event: h11.Request) -> bool:
-    for name, value in event.headers:
-        if name == b"transfer-encoding":
-            return True
-        if name == b"content-length" and value.strip() != b"0":
-            return True
-    return False
 
 
 class Connection:
@@ -65,16 +44,14 @@ class Connection:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  dispatcher: Dispatcher) -> None:
+        self._stream = ServerStream(reader, writer, dispatcher.config.max_header_size,
+                                    _READ_SIZE)
         self._reader = reader
         self._writer = writer
+        self._h11 = self._stream.h11
         self._dispatcher = dispatcher
-        self._h11 = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=dispatcher.config.max_header_size)
         self._idle = True
         self._closing = False
-        self._eof = False
-        # Set when we close while the client may still be sending (an unread body).
-        self._unread_input = False
         self._hijacked = False
         self._task: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -86,7 +63,7 @@ class Connection:
         try:
             while not self._closing:
                 self._idle = True
-                event = await self._next_event()
+                event = await self._stream.next_event()
                 self._idle = False
                 if not isinstance(event, h11.Request):
                     break  # ConnectionClosed: the client is done with us
@@ -97,52 +74,13 @@ class Connection:
         except (ConnectionError, _AbortConnection):
             pass
         finally:
-            await self._close()
+            await self._stream.close(_LINGER)
 
     def begin_close(self) -> None:
         """Shutdown: close now if between requests, else after the current response."""
         self._closing = True
         if self._idle and not self._h11.trailing_data[0] and self._task is not None:
             self._task.cancel()
-
-    async def _close(self) -> None:
-        writer = self._writer
-        if writer.is_closing():
-            return
-        with contextlib.suppress(OSError, RuntimeError):
-            if self._unread_input and not self._eof and writer.can_write_eof():
-                writer.write_eof()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._discard_until_eof(), _LINGER)
-            writer.close()
-            await writer.wait_closed()
-
-    async def _discard_until_eof(self) -> None:
-        while await self._reader.read(_READ_SIZE):
-            pass
-
-    # -- reading -----------------------------------------------------------------------
-
-    async def _receive(self) -> None:
-        try:
-            data = await self._reader.read(_READ_SIZE)
-        except ConnectionError:
-            data = b""
-        self._eof = self._eof or not data
-        self._h11.receive_data(data)
-
-    async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
-        while True:
-            event = self._h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]  # the sentinel is excluded
-            await self._receive()
-
-    async def _send(self, event: h11.Event) -> None:
-        data = self._h11.send(event)
-        if data:
-            self._writer.write(data)
-            await self._writer.drain()
 
     # -- one request -------------------------------------------------------------------
 
@@ -156,7 +94,7 @@ class Connection:
             if not upgrade and self._watcher is None:
                 self._watcher = asyncio.create_task(self._watch_client(work))
 
-        if _has_body(event):
+        if has_body(event):
             body = Body(self._body_reader(body_complete))
         else:
             # h11 yields the EndOfMessage of an empty body without reading the socket.
@@ -179,9 +117,9 @@ class Connection:
     def _body_reader(self, on_complete: Callable[[], None]) -> ReceiveChunk:
         async def receive_chunk() -> bytes | None:
             if self._h11.they_are_waiting_for_100_continue:
-                await self._send(_CONTINUE)
+                await self._stream.send(CONTINUE)
             try:
-                event = await self._next_event()
+                event = await self._stream.next_event()
             except h11.RemoteProtocolError as error:
                 raise InvalidParameter(f"error reading request body: {error}") from None
             if isinstance(event, h11.Data):
@@ -195,13 +133,7 @@ class Connection:
         # The request is fully read: what arrives now is either a pipelined request,
         # kept for later, or EOF, meaning nobody is waiting for this response.
         while len(self._h11.trailing_data[0]) < _PIPELINE_LIMIT:
-            try:
-                data = await self._reader.read(_READ_SIZE)
-            except ConnectionError:
-                data = b""
-            self._h11.receive_data(data)
-            if not data:
-                self._eof = True
+            if not await self._stream.receive():
                 if not self._hijacked:
                     work.cancel()
                 return
@@ -251,7 +183,7 @@ class Connection:
             headers.append(("Connection", "close"))
         # One write for head, body and end: one syscall, one packet for small replies.
         head = h11.Response(status_code=response.status, headers=headers,
-                            reason=_reason(response.status))
+                            reason=reason_phrase(response.status))
         data = self._h11.send(head)
         if response.body and not head_only and response.status not in (204, 304):
             data = (data or b"") + (self._h11.send(h11.Data(data=response.body)) or b"")
@@ -265,15 +197,15 @@ class Connection:
         try:
             if not body.done and self._h11.they_are_waiting_for_100_continue:
                 # The stream may consume the upload as it goes (image load, build).
-                await self._send(_CONTINUE)
+                await self._stream.send(CONTINUE)
             headers = self._response_headers(response.content_type, response.headers)
-            await self._send(h11.Response(status_code=response.status, headers=headers,
-                                          reason=_reason(response.status)))
+            await self._stream.send(h11.Response(status_code=response.status, headers=headers,
+                                          reason=reason_phrase(response.status)))
             if not head_only:
                 try:
                     async for chunk in chunks:
                         if chunk:
-                            await self._send(h11.Data(data=chunk))
+                            await self._stream.send(h11.Data(data=chunk))
                 except (ConnectionError, asyncio.CancelledError):
                     raise
                 except Exception as error:
@@ -281,32 +213,15 @@ class Connection:
                     # sees a truncated body instead of a complete one.
                     _log.exception("streaming response failed")
                     raise _AbortConnection() from error
-            await self._send(h11.EndOfMessage())
+            await self._stream.send(h11.EndOfMessage())
         finally:
             aclose = getattr(chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
 
     async def _finish_cycle(self, body: Body) -> bool:
-        if self._h11.our_state is not h11.DONE:
-            return False
-        if not body.done:
-            self._unread_input = True
-            if self._h11.they_are_waiting_for_100_continue:
-                return False
-            received = 0
-            try:
-                async for chunk in body:
-                    received += len(chunk)
-                    if received > _DRAIN_LIMIT:
-                        return False
-            except InvalidParameter:
-                return False  # a malformed body: the stream is out of sync
-            self._unread_input = False
-        if self._closing or self._h11.their_state is not h11.DONE:
-            return False
-        self._h11.start_next_cycle()
-        return True
+        return await self._stream.finish_cycle(body, _DRAIN_LIMIT, (InvalidParameter,),
+                                               keep_alive=not self._closing)
 
     async def _hijack(self, hijack: Hijack, body: Body, upgrade: bool) -> None:
         # The raw stream starts right after the request body.
@@ -338,16 +253,4 @@ class Connection:
 
     async def _reject(self, error: h11.RemoteProtocolError) -> None:
         """Answer a request h11 could not parse, then close (Go's "400 Bad Request")."""
-        self._unread_input = True
-        if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
-        status = error.error_status_hint
-        body = f"{status} {HTTPStatus(status).phrase}: {error}".encode()
-        headers = [*self._dispatcher.common_headers(),
-                   ("Content-Type", "text/plain; charset=utf-8"),
-                   ("Content-Length", str(len(body))), ("Connection", "close")]
-        with contextlib.suppress(h11.LocalProtocolError, ConnectionError):
-            await self._send(h11.Response(status_code=status, headers=headers,
-                                          reason=_reason(status)))
-            await self._send(h11.Data(data=body))
-            await self._send(h11.EndOfMessage())
+        await self._stream.reject(error, self._dispatcher.common_headers())

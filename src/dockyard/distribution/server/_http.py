@@ -1,9 +1,10 @@
 """A small HTTP/1.1 server for the registry: h11 frames the messages, asyncio moves bytes.
 
-The Engine API's server (api/) is a layer above distribution and speaks Docker's API
-versioning and hijacking, so the registry has this one: keep-alive connections, request
-bodies streamed to the handler chunk by chunk, and blob bodies sent with sendfile(2)
-straight from the page cache (h11's data passthrough lets the file bypass Python).
+The connection's basics are dockyard/http1.py's, shared with the Engine API's server
+(api/, a layer above distribution, with Docker's API versioning and hijacking). The
+registry's own: keep-alive connections with an idle timeout, request bodies streamed to
+the handler chunk by chunk, and blob bodies sent with sendfile(2) straight from the page
+cache (h11's data passthrough lets the file bypass Python).
 """
 
 from __future__ import annotations
@@ -14,25 +15,25 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http import HTTPStatus
 from typing import BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
 
+from ...http1 import CONTINUE, ServerStream, has_body, reason_phrase
+
 _log = logging.getLogger("dockyard.registry")
 
 _READ_SIZE = 1 << 20
+_MAX_HEADER_SIZE = 65536
 # Bytes the StreamReader may buffer before it stops reading the socket: large enough that
 # an upload keeps flowing while a chunk is hashed and written.
 _BUFFER_LIMIT = 1 << 22
 # An unread request body up to this size is read and dropped to keep the connection.
 _DRAIN_LIMIT = 1 << 20
-_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
 # A keep-alive connection idle this long between requests is closed.
 _IDLE_TIMEOUT = 300.0
-# Closing with unread request bytes makes the kernel send a RST, which can destroy the
-# response still in flight: half-close first and drop what arrives for this long.
+# How long a close waits for the client's unread bytes (see ServerStream.close).
 _LINGER = 1.0
 
 
@@ -144,47 +145,29 @@ Handler = Callable[[Request], Awaitable[Response]]
 class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                  handler: Handler) -> None:
-        self._reader = reader
+        self._stream = ServerStream(reader, writer, _MAX_HEADER_SIZE, _READ_SIZE)
         self._writer = writer
+        self._h11 = self._stream.h11
         self._handler = handler
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=65536)
-        self._unread_input = False
         peer = writer.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
-    async def _next_event(self) -> h11.Event | type[h11.PAUSED]:
-        while True:
-            event = self._h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]
-            try:
-                data = await self._reader.read(_READ_SIZE)
-            except ConnectionError:
-                data = b""
-            self._h11.receive_data(data)
-
     async def next_body_event(self) -> h11.Data | h11.EndOfMessage:
         if self._h11.they_are_waiting_for_100_continue:
-            await self._send(_CONTINUE)
+            await self._stream.send(CONTINUE)
         try:
-            event = await self._next_event()
+            event = await self._stream.next_event()
         except h11.RemoteProtocolError as error:
             raise ClientGone(str(error)) from None
         if not isinstance(event, h11.Data | h11.EndOfMessage):
             raise ClientGone(f"unexpected {type(event).__name__} in a request body")
         return event
 
-    async def _send(self, event: h11.Event) -> None:
-        data = self._h11.send(event)
-        if data:
-            self._writer.write(data)
-            await self._writer.drain()
-
     async def run(self) -> None:
         try:
             while True:
                 try:
-                    event = await asyncio.wait_for(self._next_event(), _IDLE_TIMEOUT)
+                    event = await asyncio.wait_for(self._stream.next_event(), _IDLE_TIMEOUT)
                 except TimeoutError:
                     return
                 if not isinstance(event, h11.Request):
@@ -192,31 +175,14 @@ class _Connection:
                 if not await self._serve(event):
                     return
         except h11.RemoteProtocolError as error:
-            self._unread_input = True
-            await self._reject(error)
+            await self._stream.reject(error, [])
         except ConnectionError:
             pass
         finally:
-            await self._close()
-
-    async def _close(self) -> None:
-        writer = self._writer
-        with contextlib.suppress(OSError, RuntimeError):
-            if self._unread_input and writer.can_write_eof() and not writer.is_closing():
-                writer.write_eof()
-                with contextlib.suppress(TimeoutError, ConnectionError):
-                    await asyncio.wait_for(self._discard_input(), _LINGER)
-            writer.close()
-            await writer.wait_closed()
-
-    async def _discard_input(self) -> None:
-        while await self._reader.read(_READ_SIZE):
-            pass
+            await self._stream.close(_LINGER)
 
     async def _serve(self, event: h11.Request) -> bool:
-        present = any(name in (b"transfer-encoding", b"content-length") and
-                      (name == b"transfer-encoding" or value.strip() != b"0")
-                      for name, value in event.headers)
+        present = has_body(event)
         if not present:
             end = self._h11.next_event()  # an empty body ends without reading the socket
             assert isinstance(end, h11.EndOfMessage), end
@@ -240,7 +206,7 @@ class _Connection:
             headers.append(("Connection", "close"))
         try:
             data = self._h11.send(h11.Response(status_code=response.status, headers=headers,
-                                               reason=HTTPStatus(response.status).phrase))
+                                               reason=reason_phrase(response.status)))
             if head_only or response.status == 204:
                 pass
             elif file is not None:
@@ -288,37 +254,7 @@ class _Connection:
 
     async def _finish(self, body: Body) -> bool:
         """Make the connection ready for the next request; False when it must close."""
-        if self._h11.our_state is not h11.DONE:
-            return False
-        if not body.done:
-            self._unread_input = True
-            if self._h11.they_are_waiting_for_100_continue:
-                return False
-            received = 0
-            try:
-                async for chunk in body:
-                    received += len(chunk)
-                    if received > _DRAIN_LIMIT:
-                        return False
-            except ClientGone:
-                return False
-            self._unread_input = False
-        if self._h11.their_state is not h11.DONE:
-            return False
-        self._h11.start_next_cycle()
-        return True
-
-    async def _reject(self, error: h11.RemoteProtocolError) -> None:
-        if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
-            return
-        status = error.error_status_hint
-        text = f"{status} {HTTPStatus(status).phrase}: {error}\n".encode()
-        with contextlib.suppress(h11.LocalProtocolError, ConnectionError):
-            await self._send(h11.Response(status_code=status, headers=[
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(text))), ("Connection", "close")]))
-            await self._send(h11.Data(data=text))
-            await self._send(h11.EndOfMessage())
+        return await self._stream.finish_cycle(body, _DRAIN_LIMIT, (ClientGone,))
 
 
 class HttpServer:
