@@ -11,8 +11,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +18,14 @@ from pathlib import Path
 import pytest
 
 from tests.compat.conftest import FIXTURES, Daemon, networking_leftovers
+from tests.compat.network_helpers import (
+    IMAGE,
+    http_get,
+    inspect_one,
+    start_httpd,
+    unique_name,
+)
 from tests.conftest import require_root
-
-IMAGE = "dockyard-fixture:1.0"
 
 
 @pytest.fixture(scope="module")
@@ -46,37 +49,10 @@ def netd() -> Iterator[Daemon]:
         assert not leftovers, leftovers
 
 
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 def _free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _inspect(d: Daemon, *args: str) -> dict:
-    return json.loads(d.docker("inspect", *args, check=True).stdout)[0]
-
-
-def _http_get(url: str, tries: int = 50) -> str:
-    for _ in range(tries):
-        try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                return reply.read().decode()
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"no answer from {url}")
-
-
-def _httpd(d: Daemon, *args: str, port: int = 80) -> str:
-    """A detached busybox httpd serving /www/index.html ("hello <name>")."""
-    name = _name("web")
-    d.docker("run", "-d", "--name", name, *args, IMAGE, "sh", "-c",
-             f"mkdir -p /www && echo hello {name} > /www/index.html && "
-             f"exec httpd -f -p {port} -h /www", check=True)
-    return name
 
 
 def _bridge_gateway(d: Daemon) -> str:
@@ -97,10 +73,10 @@ def test_default_bridge_gives_an_address_and_a_route(netd: Daemon) -> None:
 
 
 def test_inspect_network_settings_of_a_running_container(netd: Daemon) -> None:
-    name = _name("insp")
+    name = unique_name("insp")
     netd.docker("run", "-d", "--name", name, IMAGE, "sleep", "60", check=True)
     try:
-        settings = _inspect(netd, name)["NetworkSettings"]
+        settings = inspect_one(netd, name)["NetworkSettings"]
         endpoint = settings["Networks"]["bridge"]
         assert settings["IPAddress"] == endpoint["IPAddress"] != ""
         assert settings["Gateway"] == _bridge_gateway(netd)
@@ -108,14 +84,14 @@ def test_inspect_network_settings_of_a_running_container(netd: Daemon) -> None:
         assert settings["SandboxKey"].startswith(str(netd.exec_root))
         assert endpoint["NetworkID"] and endpoint["EndpointID"]
         network = json.loads(netd.docker("network", "inspect", "bridge").stdout)[0]
-        container_id = _inspect(netd, name)["Id"]
+        container_id = inspect_one(netd, name)["Id"]
         assert network["Containers"][container_id]["IPv4Address"].startswith(
             endpoint["IPAddress"] + "/")
         # From the host, the container answers on its address.
         netd.docker("exec", "-d", name, "sh", "-c",
                     "mkdir -p /www && echo hi > /www/index.html && httpd -p 81 -h /www",
                     check=True)
-        assert _http_get(f"http://{endpoint['IPAddress']}:81/") == "hi\n"
+        assert http_get(f"http://{endpoint['IPAddress']}:81/") == "hi\n"
     finally:
         netd.docker("rm", "-f", name)
     stopped = netd.docker("ps", "-aq", "--filter", f"name={name}").stdout
@@ -123,13 +99,13 @@ def test_inspect_network_settings_of_a_running_container(netd: Daemon) -> None:
 
 
 def test_user_network_reachability_and_isolation(netd: Daemon) -> None:
-    net1, net2 = _name("net1"), _name("net2")
+    net1, net2 = unique_name("net1"), unique_name("net2")
     netd.docker("network", "create", net1, check=True)
     netd.docker("network", "create", "--subnet", "10.213.7.0/24", "--gateway", "10.213.7.254",
                 net2, check=True)
-    web = _httpd(netd, "--network", net1, "--network-alias", "www")
+    web = start_httpd(netd, "--network", net1, "--network-alias", "www")
     try:
-        address = _inspect(netd, web)["NetworkSettings"]["Networks"][net1]["IPAddress"]
+        address = inspect_one(netd, web)["NetworkSettings"]["Networks"][net1]["IPAddress"]
         same = netd.docker("run", "--rm", "--network", net1, IMAGE, "wget", "-q",
                            "-O-", f"http://{address}/")
         assert same.returncode == 0, same.stderr
@@ -147,7 +123,7 @@ def test_user_network_reachability_and_isolation(netd: Daemon) -> None:
 
 
 def test_internal_network_has_no_route_out(netd: Daemon) -> None:
-    internal = _name("internal")
+    internal = unique_name("internal")
     netd.docker("network", "create", "--internal", internal, check=True)
     try:
         routes = netd.docker("run", "--rm", "--network", internal, IMAGE, "ip", "route",
@@ -166,12 +142,12 @@ def test_internal_network_has_no_route_out(netd: Daemon) -> None:
 
 def test_published_tcp_port_answers_on_loopback_and_bridge(netd: Daemon) -> None:
     port = _free_port()
-    web = _httpd(netd, "-p", f"{port}:80")
+    web = start_httpd(netd, "-p", f"{port}:80")
     try:
-        assert _http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
-        assert _http_get(f"http://{_bridge_gateway(netd)}:{port}/") == f"hello {web}\n"
+        assert http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
+        assert http_get(f"http://{_bridge_gateway(netd)}:{port}/") == f"hello {web}\n"
         assert netd.docker("port", web, check=True).stdout.strip() == f"80/tcp -> 0.0.0.0:{port}"
-        inspected = _inspect(netd, web)
+        inspected = inspect_one(netd, web)
         assert inspected["HostConfig"]["PortBindings"] == {
             "80/tcp": [{"HostIp": "", "HostPort": str(port)}]}
         assert inspected["NetworkSettings"]["Ports"]["80/tcp"] == [
@@ -193,13 +169,13 @@ def test_published_udp_port(netd: Daemon) -> None:
     """busybox has no UDP server: a UDP echo runs in the container's network namespace
     (its SandboxKey), which is where the published port leads."""
     port = _free_port(socket.SOCK_DGRAM)
-    name = _name("udp")
+    name = unique_name("udp")
     netd.docker("run", "-d", "--name", name, "-p", f"{port}:9999/udp", IMAGE, "sleep", "300",
                 check=True)
     echo = None
     try:
         assert netd.docker("port", name, "9999/udp").stdout.strip() == f"0.0.0.0:{port}"
-        key = _inspect(netd, name)["NetworkSettings"]["SandboxKey"]
+        key = inspect_one(netd, name)["NetworkSettings"]["SandboxKey"]
         echo = subprocess.Popen(["nsenter", f"--net={key}", sys.executable, "-c", _UDP_ECHO],
                                 stdout=subprocess.PIPE)
         assert echo.stdout is not None and echo.stdout.readline() == b"ready\n"
@@ -228,27 +204,27 @@ while True:
 
 
 def test_publish_all_picks_free_ports(netd: Daemon) -> None:
-    web = _httpd(netd, "-P", port=8080)   # the image EXPOSEs 8080
+    web = start_httpd(netd, "-P", port=8080)   # the image EXPOSEs 8080
     try:
         mapping = netd.docker("port", web, "8080/tcp", check=True).stdout.split()[0]
         host_ip, _, host_port = mapping.rpartition(":")
         assert host_ip == "0.0.0.0" and int(host_port) > 1024
-        assert _http_get(f"http://127.0.0.1:{host_port}/") == f"hello {web}\n"
+        assert http_get(f"http://127.0.0.1:{host_port}/") == f"hello {web}\n"
     finally:
         netd.docker("rm", "-f", web)
 
 
 def test_connect_and_disconnect_a_running_container(netd: Daemon) -> None:
-    net = _name("conn")
+    net = unique_name("conn")
     netd.docker("network", "create", "--subnet", "10.213.9.0/24", net, check=True)
-    name = _name("c")
+    name = unique_name("c")
     netd.docker("run", "-d", "--name", name, IMAGE, "sleep", "120", check=True)
     try:
         netd.docker("network", "connect", "--ip", "10.213.9.50", "--alias", "extra", net, name,
                     check=True)
         addresses = netd.docker("exec", name, "ip", "-4", "addr", check=True).stdout
         assert "10.213.9.50/24" in addresses
-        endpoint = _inspect(netd, name)["NetworkSettings"]["Networks"][net]
+        endpoint = inspect_one(netd, name)["NetworkSettings"]["Networks"][net]
         assert endpoint["IPAddress"] == "10.213.9.50"
         assert "extra" in endpoint["Aliases"]
         again = netd.docker("network", "connect", net, name)
@@ -258,17 +234,17 @@ def test_connect_and_disconnect_a_running_container(netd: Daemon) -> None:
         netd.docker("network", "disconnect", net, name, check=True)
         addresses = netd.docker("exec", name, "ip", "-4", "addr", check=True).stdout
         assert "10.213.9.50" not in addresses
-        assert net not in _inspect(netd, name)["NetworkSettings"]["Networks"]
+        assert net not in inspect_one(netd, name)["NetworkSettings"]["Networks"]
     finally:
         netd.docker("rm", "-f", name)
         netd.docker("network", "rm", net, check=True)
 
 
 def test_container_network_mode_shares_the_namespace(netd: Daemon) -> None:
-    name = _name("owner")
+    name = unique_name("owner")
     netd.docker("run", "-d", "--name", name, IMAGE, "sleep", "60", check=True)
     try:
-        address = _inspect(netd, name)["NetworkSettings"]["IPAddress"]
+        address = inspect_one(netd, name)["NetworkSettings"]["IPAddress"]
         seen = netd.docker("run", "--rm", "--network", f"container:{name}", IMAGE, "ip", "-4",
                            "addr", "show", "eth0", check=True).stdout
         assert f"inet {address}/" in seen
@@ -304,7 +280,7 @@ def test_host_and_none_modes(netd: Daemon) -> None:
 
 
 def test_network_ls_inspect_rm_prune(netd: Daemon) -> None:
-    name = _name("lsnet")
+    name = unique_name("lsnet")
     created = netd.docker("network", "create", "--label", "team=net", "--ip-range",
                           "10.213.11.128/25", "--subnet", "10.213.11.0/24", "-o",
                           "com.docker.network.driver.mtu=1400", name, check=True)
@@ -323,7 +299,7 @@ def test_network_ls_inspect_rm_prune(netd: Daemon) -> None:
     assert "10.213.11.129/24" in ip and "1400" in ip
     duplicate = netd.docker("network", "create", name)
     assert duplicate.returncode != 0 and "already exists" in duplicate.stderr
-    overlap = netd.docker("network", "create", "--subnet", "10.213.11.0/25", _name("x"))
+    overlap = netd.docker("network", "create", "--subnet", "10.213.11.0/25", unique_name("x"))
     assert overlap.returncode != 0 and "overlaps" in overlap.stderr
     predefined = netd.docker("network", "rm", "bridge")
     assert predefined.returncode != 0 and "pre-defined" in predefined.stderr
@@ -335,13 +311,13 @@ def test_network_ls_inspect_rm_prune(netd: Daemon) -> None:
 
 
 def test_ipam_survives_a_daemon_restart(netd: Daemon) -> None:
-    net = _name("keep")
+    net = unique_name("keep")
     netd.docker("network", "create", "--subnet", "10.213.13.0/24", net, check=True)
-    first = _name("first")
+    first = unique_name("first")
     netd.docker("run", "-d", "--name", first, "--network", net, IMAGE, "sleep", "300",
                 check=True)
     try:
-        address = _inspect(netd, first)["NetworkSettings"]["Networks"][net]["IPAddress"]
+        address = inspect_one(netd, first)["NetworkSettings"]["Networks"][net]["IPAddress"]
         netd.stop()
         netd.start()
         record = json.loads(netd.docker("network", "inspect", net, check=True).stdout)[0]
@@ -372,9 +348,9 @@ dns_merged = pytest.mark.skipif(
 
 @dns_merged
 def test_names_and_aliases_resolve_on_a_user_network(netd: Daemon) -> None:
-    net = _name("dnsnet")
+    net = unique_name("dnsnet")
     netd.docker("network", "create", net, check=True)
-    web = _httpd(netd, "--network", net, "--network-alias", "www", "--hostname", "webhost")
+    web = start_httpd(netd, "--network", net, "--network-alias", "www", "--hostname", "webhost")
     try:
         for target in (web, "www", "webhost"):
             reply = netd.docker("run", "--rm", "--network", net, IMAGE, "wget", "-q",
@@ -389,7 +365,7 @@ def test_names_and_aliases_resolve_on_a_user_network(netd: Daemon) -> None:
 
 
 def test_dockyard_network_commands_match_docker(netd: Daemon) -> None:
-    name = _name("dynet")
+    name = unique_name("dynet")
     created = netd.dockyard("network", "create", "--subnet", "10.213.15.0/24", "--label",
                             "k=v", "--aux-address", "gw2=10.213.15.250", name,
                             check=True).stdout.strip()
@@ -406,14 +382,14 @@ def test_dockyard_network_commands_match_docker(netd: Daemon) -> None:
     inspected = json.loads(netd.dockyard("network", "inspect", name, check=True).stdout)
     assert inspected == json.loads(netd.docker("network", "inspect", name, check=True).stdout)
     assert inspected[0]["IPAM"]["Config"][0]["AuxiliaryAddresses"] == {"gw2": "10.213.15.250"}
-    container = _name("dyc")
+    container = unique_name("dyc")
     netd.docker("run", "-d", "--name", container, IMAGE, "sleep", "60", check=True)
     try:
         netd.dockyard("network", "connect", "--ip", "10.213.15.9", name, container, check=True)
-        assert _inspect(netd, container)["NetworkSettings"]["Networks"][name]["IPAddress"] == \
+        assert inspect_one(netd, container)["NetworkSettings"]["Networks"][name]["IPAddress"] == \
             "10.213.15.9"
         netd.dockyard("network", "disconnect", name, container, check=True)
-        assert name not in _inspect(netd, container)["NetworkSettings"]["Networks"]
+        assert name not in inspect_one(netd, container)["NetworkSettings"]["Networks"]
     finally:
         netd.docker("rm", "-f", container)
     assert netd.dockyard("network", "rm", name, check=True).stdout == f"{name}\n"
@@ -426,7 +402,7 @@ def test_docker_py_networks(netd: Daemon) -> None:
     import docker
 
     client = docker.DockerClient(base_url=netd.host)
-    name = _name("py")
+    name = unique_name("py")
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.213.17.0/24")])
     network = client.networks.create(name, driver="bridge", ipam=ipam, labels={"x": "y"})
     container = client.containers.run(IMAGE, ["sleep", "60"], detach=True)
@@ -454,17 +430,17 @@ def test_docker_py_networks(netd: Daemon) -> None:
 
 
 def test_restart_recreates_the_sandbox(netd: Daemon) -> None:
-    name = _name("restart")
+    name = unique_name("restart")
     netd.docker("run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
     try:
-        first = _inspect(netd, name)["NetworkSettings"]["SandboxKey"]
+        first = inspect_one(netd, name)["NetworkSettings"]["SandboxKey"]
         netd.docker("restart", "-t", "0", name, check=True)
-        settings = _inspect(netd, name)["NetworkSettings"]
+        settings = inspect_one(netd, name)["NetworkSettings"]
         assert settings["SandboxKey"] == first and settings["IPAddress"]
         route = netd.docker("exec", name, "ip", "route", check=True).stdout
         assert f"default via {_bridge_gateway(netd)}" in route
         netd.docker("stop", "-t", "0", name, check=True)
-        stopped = _inspect(netd, name)["NetworkSettings"]
+        stopped = inspect_one(netd, name)["NetworkSettings"]
         assert stopped["IPAddress"] == "" and stopped["SandboxKey"] == ""
         assert stopped["Networks"]["bridge"]["IPAddress"] == ""
         assert not Path(first).exists()
@@ -474,16 +450,16 @@ def test_restart_recreates_the_sandbox(netd: Daemon) -> None:
 
 def test_kill_9_of_the_daemon_then_rules_and_addresses_come_back(netd: Daemon) -> None:
     port = _free_port()
-    web = _httpd(netd, "-p", f"{port}:80")
+    web = start_httpd(netd, "-p", f"{port}:80")
     try:
-        assert _http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
+        assert http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
         netd.stop(kill=True)
         # Someone flushes our chains while the daemon is away: its start rebuilds them.
         subprocess.run(["iptables", "-w", "-t", "nat", "-F", f"{netd.firewall_prefix}-DNAT"],
                        check=True)
         netd.start()
-        assert _http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
-        address = _inspect(netd, web)["NetworkSettings"]["IPAddress"]
+        assert http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
+        address = inspect_one(netd, web)["NetworkSettings"]["IPAddress"]
         other = netd.docker("run", "--rm", IMAGE, "ip", "-4", "-o", "addr", "show", "eth0",
                             check=True).stdout
         assert f" {address}/" not in other
@@ -492,7 +468,7 @@ def test_kill_9_of_the_daemon_then_rules_and_addresses_come_back(netd: Daemon) -
 
 
 def test_ipv6_network_gives_addresses_and_a_route(netd: Daemon) -> None:
-    name = _name("v6")
+    name = unique_name("v6")
     netd.docker("network", "create", "--ipv6", "--subnet", "fd00:213:19::/64", name,
                 check=True)
     try:
@@ -539,16 +515,16 @@ def test_a_container_that_exits_while_the_daemon_is_down_is_detached(netd: Daemo
     import signal
 
     port = _free_port()
-    name = _name("gone")
+    name = unique_name("gone")
     netd.docker("run", "-d", "--name", name, "-p", f"{port}:80", IMAGE, "sleep", "300",
                 check=True)
     try:
-        inspected = _inspect(netd, name)
+        inspected = inspect_one(netd, name)
         key, pid = inspected["NetworkSettings"]["SandboxKey"], inspected["State"]["Pid"]
         netd.stop(kill=True)
         os.kill(pid, signal.SIGKILL)
         netd.start()
-        assert _inspect(netd, name)["State"]["Running"] is False
+        assert inspect_one(netd, name)["State"]["Running"] is False
         network = json.loads(netd.docker("network", "inspect", "bridge").stdout)[0]
         assert inspected["Id"] not in network["Containers"]
         assert not Path(key).exists()
@@ -562,9 +538,9 @@ def test_a_container_that_exits_while_the_daemon_is_down_is_detached(netd: Daemo
 
 def test_a_port_published_on_127_0_0_1_only_answers_there(netd: Daemon) -> None:
     port = _free_port()
-    web = _httpd(netd, "-p", f"127.0.0.1:{port}:80")
+    web = start_httpd(netd, "-p", f"127.0.0.1:{port}:80")
     try:
-        assert _http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
+        assert http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
         with socket.socket() as probe:
             probe.settimeout(2)
             assert probe.connect_ex((_bridge_gateway(netd), port)) != 0
@@ -575,9 +551,9 @@ def test_a_port_published_on_127_0_0_1_only_answers_there(netd: Daemon) -> None:
 
 def test_a_container_reaches_its_own_published_port_through_the_host(netd: Daemon) -> None:
     port = _free_port()
-    web = _httpd(netd, "-p", f"{port}:80")
+    web = start_httpd(netd, "-p", f"{port}:80")
     try:
-        _http_get(f"http://127.0.0.1:{port}/")
+        http_get(f"http://127.0.0.1:{port}/")
         seen = netd.docker("exec", web, "wget", "-q", "-O-",
                            f"http://{_bridge_gateway(netd)}:{port}/")
         assert seen.stdout == f"hello {web}\n", seen.stderr
@@ -586,9 +562,9 @@ def test_a_container_reaches_its_own_published_port_through_the_host(netd: Daemo
 
 
 def test_ps_filters_by_network(netd: Daemon) -> None:
-    net = _name("psnet")
+    net = unique_name("psnet")
     netd.docker("network", "create", net, check=True)
-    name = _name("psc")
+    name = unique_name("psc")
     netd.docker("create", "--name", name, "--network", net, IMAGE, "true", check=True)
     try:
         listed = netd.docker("ps", "-a", "--filter", f"network={net}", "--format",
@@ -625,7 +601,7 @@ def test_daemon_without_iptables_or_default_bridge() -> None:
         assert names.split() == ["host", "none"]
         links = instance.docker("run", "--rm", IMAGE, "ip", "-o", "link", check=True).stdout
         assert "eth0" not in links and "lo:" in links
-        assert _inspect(instance, "--type", "image", IMAGE)   # the daemon still serves
+        assert inspect_one(instance, "--type", "image", IMAGE)   # the daemon still serves
         instance.docker("network", "create", "--subnet", "10.213.25.0/24", "solo", check=True)
         seen = instance.docker("run", "--rm", "--network", "solo", IMAGE, "ip", "-4", "-o",
                                "addr", check=True)
@@ -640,7 +616,7 @@ def test_daemon_without_iptables_or_default_bridge() -> None:
 
 
 def test_two_networks_at_run_and_auxiliary_addresses(netd: Daemon) -> None:
-    first, second = _name("multi1"), _name("multi2")
+    first, second = unique_name("multi1"), unique_name("multi2")
     netd.docker("network", "create", "--subnet", "10.213.27.0/24", "--aux-address",
                 "router=10.213.27.2", first, check=True)
     netd.docker("network", "create", "--subnet", "10.213.28.0/24", second, check=True)

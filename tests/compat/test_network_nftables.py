@@ -13,18 +13,20 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.compat.conftest import FIXTURES, Daemon, networking_leftovers
+from tests.compat.network_helpers import (
+    IMAGE,
+    http_get,
+    inspect_one,
+    start_httpd,
+    unique_name,
+)
 from tests.conftest import require_root
-
-IMAGE = "dockyard-fixture:1.0"
 
 
 def _table(d: Daemon) -> str:
@@ -71,10 +73,6 @@ def nftd() -> Iterator[Daemon]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 def _free_port() -> int:
     """A port nothing listens on and no DNAT rule on the host (another test daemon's, in
     iptables or nftables) already takes: a published port has no listening socket."""
@@ -87,28 +85,6 @@ def _free_port() -> int:
         if f"dport {port} " not in ruleset:
             return port
     raise AssertionError("no free port found")
-
-
-def _inspect(d: Daemon, *args: str) -> dict:
-    return json.loads(d.docker("inspect", *args, check=True).stdout)[0]
-
-
-def _http_get(url: str, tries: int = 50) -> str:
-    for _ in range(tries):
-        try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                return reply.read().decode()
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"no answer from {url}")
-
-
-def _httpd(d: Daemon, *args: str) -> str:
-    name = _name("web")
-    d.docker("run", "-d", "--name", name, *args, IMAGE, "sh", "-c",
-             f"mkdir -p /www && echo hello {name} > /www/index.html && "
-             "exec httpd -f -p 80 -h /www", check=True)
-    return name
 
 
 def _bridge(d: Daemon, network: str = "bridge") -> dict:
@@ -127,13 +103,13 @@ def test_info_reports_the_nftables_backend(nftd: Daemon) -> None:
 
 def test_published_port_answers_from_loopback_and_the_bridge(nftd: Daemon) -> None:
     port = _free_port()
-    web = _httpd(nftd, "-p", f"{port}:80")
+    web = start_httpd(nftd, "-p", f"{port}:80")
     try:
-        address = _inspect(nftd, web)["NetworkSettings"]["IPAddress"]
+        address = inspect_one(nftd, web)["NetworkSettings"]["IPAddress"]
         rules = _ruleset(nftd)
         assert f"tcp dport {port} dnat to {address}:80" in rules
-        assert _http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
-        assert _http_get(f"http://{_bridge(nftd)['gateway']}:{port}/") == f"hello {web}\n"
+        assert http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
+        assert http_get(f"http://{_bridge(nftd)['gateway']}:{port}/") == f"hello {web}\n"
         # Our rules are in our table only: no iptables chain of this daemon.
         saved = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
         assert nftd.firewall_prefix not in saved
@@ -144,10 +120,10 @@ def test_published_port_answers_from_loopback_and_the_bridge(nftd: Daemon) -> No
 
 def test_a_port_bound_to_127_0_0_1_answers_only_there(nftd: Daemon) -> None:
     port = _free_port()
-    web = _httpd(nftd, "-p", f"127.0.0.1:{port}:80")
+    web = start_httpd(nftd, "-p", f"127.0.0.1:{port}:80")
     try:
         assert f"ip daddr 127.0.0.1 tcp dport {port} dnat to" in _ruleset(nftd)
-        assert _http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
+        assert http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
         with socket.socket() as probe:
             probe.settimeout(2)
             assert probe.connect_ex((_bridge(nftd)["gateway"], port)) != 0
@@ -157,10 +133,10 @@ def test_a_port_bound_to_127_0_0_1_answers_only_there(nftd: Daemon) -> None:
 
 def test_a_container_reaches_its_own_published_port_through_the_host(nftd: Daemon) -> None:
     port = _free_port()
-    web = _httpd(nftd, "-p", f"{port}:80")
+    web = start_httpd(nftd, "-p", f"{port}:80")
     try:
-        _http_get(f"http://127.0.0.1:{port}/")
-        address = _inspect(nftd, web)["NetworkSettings"]["IPAddress"]
+        http_get(f"http://127.0.0.1:{port}/")
+        address = inspect_one(nftd, web)["NetworkSettings"]["IPAddress"]
         assert f"ip saddr {address} ip daddr {address} tcp dport 80 masquerade" in \
             _ruleset(nftd)
         seen = nftd.docker("exec", web, "wget", "-q", "-O-",
@@ -181,12 +157,12 @@ def test_outbound_masquerade_rule_for_the_default_bridge(nftd: Daemon) -> None:
 
 
 def test_user_networks_are_isolated(nftd: Daemon) -> None:
-    net1, net2 = _name("nfa"), _name("nfb")
+    net1, net2 = unique_name("nfa"), unique_name("nfb")
     nftd.docker("network", "create", "--subnet", "10.213.50.0/24", net1, check=True)
     nftd.docker("network", "create", "--subnet", "10.213.51.0/24", net2, check=True)
-    web = _httpd(nftd, "--network", net1)
+    web = start_httpd(nftd, "--network", net1)
     try:
-        address = _inspect(nftd, web)["NetworkSettings"]["Networks"][net1]["IPAddress"]
+        address = inspect_one(nftd, web)["NetworkSettings"]["Networks"][net1]["IPAddress"]
         same = nftd.docker("run", "--rm", "--network", net1, IMAGE, "wget", "-q", "-O-",
                            f"http://{address}/")
         assert same.stdout == f"hello {web}\n", same.stderr
@@ -214,11 +190,11 @@ def test_user_networks_are_isolated(nftd: Daemon) -> None:
 
 
 def test_internal_network_has_no_route_out(nftd: Daemon) -> None:
-    internal, outside = _name("nfint"), _name("nfout")
+    internal, outside = unique_name("nfint"), unique_name("nfout")
     nftd.docker("network", "create", "--internal", "--subnet", "10.213.52.0/24", internal,
                 check=True)
     nftd.docker("network", "create", "--subnet", "10.213.53.0/24", outside, check=True)
-    web = _httpd(nftd, "--network", outside)
+    web = start_httpd(nftd, "--network", outside)
     try:
         routes = nftd.docker("run", "--rm", "--network", internal, IMAGE, "ip", "route",
                              check=True).stdout
@@ -230,7 +206,7 @@ def test_internal_network_has_no_route_out(nftd: Daemon) -> None:
         assert "10.213.52.0/24" not in rules        # no masquerade out of it
         # Even with a route added by hand, another of our bridges' subnets stays out of
         # reach: the forward chain drops what leaves an internal bridge.
-        address = _inspect(nftd, web)["NetworkSettings"]["Networks"][outside]["IPAddress"]
+        address = inspect_one(nftd, web)["NetworkSettings"]["Networks"][outside]["IPAddress"]
         gateway = _bridge(nftd, internal)["gateway"]
         reach = nftd.docker("run", "--rm", "--cap-add", "NET_ADMIN", "--network", internal,
                             IMAGE, "sh", "-c",
@@ -244,15 +220,15 @@ def test_internal_network_has_no_route_out(nftd: Daemon) -> None:
 
 def test_rules_come_back_after_a_kill_9_of_the_daemon(nftd: Daemon) -> None:
     port = _free_port()
-    web = _httpd(nftd, "-p", f"{port}:80")
+    web = start_httpd(nftd, "-p", f"{port}:80")
     try:
-        assert _http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
+        assert http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
         nftd.stop(kill=True)
         # Someone deletes our table while the daemon is away: its start rebuilds it.
         subprocess.run(["nft", "delete", "table", "ip", _table(nftd)], check=True)
         nftd.start()
         assert f"tcp dport {port} dnat to" in _ruleset(nftd)
-        assert _http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
+        assert http_get(f"http://127.0.0.1:{port}/") == f"hello {web}\n"
     finally:
         nftd.docker("rm", "-f", web, check=True)
 
