@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from ..runtime.cgroups import CgroupError, open_cgroup
+from ..runtime.cgroups._common import read_keyed, read_text
 from .containers import ContainerService
 from .errors import Conflict, EngineError, InvalidParameter, NotFound
 from .images import ImageService
@@ -282,27 +283,6 @@ def host_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _read(path: str | None, name: str) -> str:
-    if not path:
-        return ""
-    try:
-        with open(os.path.join(path, name), encoding="ascii") as f:
-            return f.read()
-    except OSError:
-        return ""
-
-
-def _keyed(path: str | None, name: str) -> dict[str, int]:
-    values: dict[str, int] = {}
-    for line in _read(path, name).splitlines():
-        key, _, value = line.partition(" ")
-        try:
-            values[key] = int(value)
-        except ValueError:
-            continue
-    return values
-
-
 def _pids_stats(pids: dict[str, Any]) -> dict[str, int]:
     result = {"current": int(pids.get("current") or 0)}
     if pids.get("limit"):
@@ -312,11 +292,11 @@ def _pids_stats(pids: dict[str, Any]) -> dict[str, int]:
 
 def _cpu_stats(cpu: dict[str, Any], paths: dict[str, str]) -> dict[str, Any]:
     if "" in paths:  # v2: cpu.stat has user and system time in µs
-        stat = _keyed(paths[""], "cpu.stat")
+        stat = read_keyed(paths[""], "cpu.stat")
         user = stat.get("user_usec", 0) * 1000
         kernel = stat.get("system_usec", 0) * 1000
     else:  # v1: cpuacct.stat in clock ticks
-        stat = _keyed(paths.get("cpuacct"), "cpuacct.stat")
+        stat = read_keyed(paths.get("cpuacct"), "cpuacct.stat")
         user = stat.get("user", 0) * 1_000_000_000 // _CLK_TCK
         kernel = stat.get("system", 0) * 1_000_000_000 // _CLK_TCK
     usage: dict[str, Any] = {"total_usage": int(cpu.get("usage_total_ns") or 0),
@@ -344,7 +324,7 @@ def _memory_stats(memory: dict[str, Any], paths: dict[str, str]) -> dict[str, An
                               "stats": dict(memory.get("stats") or {}), "limit": limit}
     if "" not in paths:  # v1 only: v2 has no max_usage or failcnt
         result["max_usage"] = int(memory.get("max_usage") or 0)
-        failcnt = _read(paths.get("memory"), "memory.failcnt").strip()
+        failcnt = read_text(paths.get("memory"), "memory.failcnt") or ""
         result["failcnt"] = int(failcnt) if failcnt.isdigit() else 0
     return result
 
@@ -353,7 +333,7 @@ def _blkio_stats(paths: dict[str, str]) -> dict[str, Any]:
     result: dict[str, Any] = {key: None for key in _BLKIO_KEYS}
     if "" in paths:
         service_bytes, serviced = [], []
-        for line in _read(paths[""], "io.stat").splitlines():
+        for line in (read_text(paths[""], "io.stat") or "").splitlines():
             device, *pairs = line.split()
             major, _, minor = device.partition(":")
             values = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
@@ -369,7 +349,7 @@ def _blkio_stats(paths: dict[str, str]) -> dict[str, Any]:
     for key, name in (("io_service_bytes_recursive", "blkio.throttle.io_service_bytes"),
                       ("io_serviced_recursive", "blkio.throttle.io_serviced")):
         entries = []
-        for line in _read(blkio, name).splitlines():
+        for line in (read_text(blkio, name) or "").splitlines():
             fields = line.split()
             if len(fields) != 3 or ":" not in fields[0]:
                 continue
