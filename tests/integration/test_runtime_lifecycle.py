@@ -44,7 +44,9 @@ def test_create_start_state_delete(oci: OCI, tmp_path: Path) -> None:
     assert oci.state(container_id)["pid"] == 0
     assert "cannot start a container that has stopped" in oci("start", container_id).stderr
     assert "container not running" in oci("kill", container_id).stderr
+    (oci.root / container_id / "left-by-someone").write_text("x")  # removed all the same
     oci("delete", container_id, check=True)
+    assert not (oci.root / container_id).exists()
     missing = oci("state", container_id)
     assert missing.returncode == 1 and "container does not exist" in missing.stderr
 

@@ -111,12 +111,21 @@ class StateStore:
         return f"{self.dir_of(container_id)}/{EXEC_FIFO}"
 
     def remove(self, container_id: str) -> None:
+        """Removes the container's directory and whatever is in it (as runc does)."""
         path = self.dir_of(container_id)
-        for name in (STATE_FILE, EXEC_FIFO, f"{STATE_FILE}.tmp"):
+        try:
+            names = posix.listdir(path)
+        except FileNotFoundError:
+            return
+        for name in names:
             try:
                 posix.unlink(f"{path}/{name}")
             except FileNotFoundError:
                 pass
+            except OSError:  # a directory someone put there
+                import shutil
+
+                shutil.rmtree(f"{path}/{name}", ignore_errors=True)
         try:
             posix.rmdir(path)
         except FileNotFoundError:
