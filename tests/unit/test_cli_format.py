@@ -8,10 +8,11 @@ import time
 import pytest
 
 from dockyard.cli._output import FormatError, parse_format, tabwrite, write_rows
-from dockyard.cli._template import Template, TemplateError, go_quote, to_text
+from dockyard.cli._template import Template, TemplateError, to_text
 from dockyard.cli.container import PS_HEADERS, PS_TABLE, ContainerRow, displayable_ports, stats_row
 from dockyard.cli.image import IMAGE_HEADERS, IMAGE_TABLE, image_rows
 from dockyard.cli.system import disk_usage_rows, format_event
+from dockyard.gostrings import go_quote
 from dockyard.units import (
     bytes_size,
     from_human_size,

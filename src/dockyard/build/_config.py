@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..gostrings import go_quote
+
 # Go's container.Config fields in order; True: omitted when empty (omitempty).
 _FIELDS: tuple[tuple[str, bool, Any], ...] = (
     ("Hostname", False, ""), ("Domainname", False, ""), ("User", False, ""),
@@ -35,27 +37,6 @@ def full_config(config: dict[str, Any]) -> dict[str, Any]:
 def go_quote_list(items: list[str] | None) -> str:
     """Go's %q of a []string: ["a" "b"]."""
     return "[" + " ".join(go_quote(item) for item in items or []) + "]"
-
-
-def go_quote(text: str) -> str:
-    """Go's %q of a string (cli/_template.py has its own: the build layer cannot import
-    the CLI)."""
-    out = ['"']
-    for char in text:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif char == "\r":
-            out.append("\\r")
-        elif ord(char) < 32 or ord(char) == 127:
-            out.append(f"\\x{ord(char):02x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
 
 
 def go_list(items: list[str]) -> str:

@@ -12,6 +12,8 @@ missing map key as <no value>, nil as <nil>.
 
 from __future__ import annotations
 
+from ..gostrings import go_quote
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # typing costs ~10 ms at start-up
     from collections.abc import Callable
@@ -217,29 +219,6 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "or": _or,
     "not": lambda v: not _truthy(v),
 }
-
-
-def go_quote(text: str) -> str:
-    """Go's strconv.Quote."""
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char == '"' or char == "\\":
-            out.append("\\" + char)
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif char == "\r":
-            out.append("\\r")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif not char.isprintable() and code > 0x7F:
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
 
 
 # -- lexing -----------------------------------------------------------------------------------

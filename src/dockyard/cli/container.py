@@ -10,11 +10,11 @@ import os
 import sys
 import time
 
+from ..gostrings import go_quote
 from ..units import human_size, since
 from ._args import Options, Spec, UsageError
 from ._client import Client, DaemonError, quote
 from ._context import CommandFailed, Context
-from ._template import go_quote
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # typing costs ~10 ms at start-up
