@@ -14,6 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .args import Options as Namespace
     from .spawn import Intermediate
+    from .state import StateStore
 
 
 class _Log:
@@ -200,12 +201,11 @@ def _create_or_run(store: object, o: "Namespace") -> int:
         intermediate.abandon()  # a no-op once create has launched it
 
 
-def _create_or_run_with(store: object, o: "Namespace", intermediate: "Intermediate") -> int:
+def _create_or_run_with(store: "StateStore", o: "Namespace",
+                        intermediate: "Intermediate") -> int:
     from .cgroups import start_migration_warmup
     from .create import CreateOptions, create_container
-    from .state import StateStore
 
-    assert isinstance(store, StateStore)
     start_migration_warmup()
     foreground = o.command == "run" and not o.detach
     opts = CreateOptions(bundle=o.bundle, console_socket=o.console_socket, pid_file=o.pid_file,

@@ -9,6 +9,7 @@ import os
 import stat
 
 from . import linux as s
+from .cgroups import is_unified
 from .config import Device, Mount, Spec
 from .errors import RuntimeFailure
 from .mount_options import parse_mount_options
@@ -200,7 +201,7 @@ def _mount_cgroup(dest: str, flags: int, spec: Spec, sys: "Syscall",
                   cgroup_paths: dict[str, str]) -> None:
     """On v2, cgroup2 itself inside a cgroup namespace, else the container's directory;
     on v1, the container's directory of each hierarchy bound under a tmpfs, as runc does."""
-    if set(cgroup_paths) == {""}:  # v2
+    if is_unified(cgroup_paths):
         ns = spec.linux.namespace("cgroup")
         if ns is not None and not ns.path:
             sys.mount("cgroup2", dest, "cgroup2", flags & ~s.MS_RDONLY | s.MS_NOSUID

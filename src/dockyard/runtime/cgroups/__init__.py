@@ -88,9 +88,14 @@ def start_migration_warmup(root: str = CGROUP_ROOT) -> None:
     _thread.start_new_thread(move_self, ())
 
 
+def is_unified(paths: dict[str, str]) -> bool:
+    """Whether paths() came from a cgroup v2 manager (one tree, keyed "")."""
+    return set(paths) == {""}
+
+
 def cgroup_from_paths(paths: dict[str, str], root: str = CGROUP_ROOT) -> "CgroupManager":
     """The manager for the directories a manager's paths() gave (saved in the state)."""
-    if set(paths) == {""}:
+    if is_unified(paths):
         from .v2 import CgroupV2
 
         return CgroupV2.from_paths(paths, root)
@@ -103,7 +108,7 @@ def join_self(paths: dict[str, str]) -> None:
     """Moves the calling process, which must be single-threaded, into the cgroup at these
     paths (as paths() gave them). Done by the forked child that becomes a container's
     process, on the critical path of `create`: it needs no manager module loaded."""
-    if set(paths) == {""}:
+    if is_unified(paths):
         # v2 moves whole processes only through cgroup.procs (cgroup.threads stays within
         # a threaded domain), so this takes the global lock; see start_migration_warmup.
         targets = [f"{paths['']}/cgroup.procs"]
